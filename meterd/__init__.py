@@ -1,0 +1,1 @@
+"""meterd: samples one house's power draw and publishes each reading to RabbitMQ."""

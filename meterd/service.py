@@ -1,0 +1,174 @@
+"""meterd's lifecycle: open the spool and start sampling (ready: spooling), then publish
+the spool through a broker session, reconnecting with backoff, until asked to stop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import time
+
+from meterd.load_model import RandomWalk
+from meterd.publisher import Publisher
+from meterd.sampler import Sampler
+from meterd.schedule import Schedule
+from meterd.settings import SCHEMA
+from meterd.spool import Spool
+from pvsim.broker import BrokerSettings
+from pvsim.lifecycle import Daemon, StartupError
+from pvsim.reconnect import ConnectionLost, ReconnectPolicy
+
+log = logging.getLogger("meterd")
+
+
+class MeterDaemon(Daemon):
+    """Sample one house's power draw and publish each reading to RabbitMQ."""
+
+    name = "meterd"
+    schema = SCHEMA
+
+    def __init__(self, *args: object, **kwargs: object):
+        super().__init__(*args, **kwargs)
+        meter = self.config["meter"]
+        self.meter_id: str = meter["id"]
+        self.broker = BrokerSettings.from_section(self.config["broker"])
+        self.state_dir = meter["state_directory"] / self.meter_id
+        self.spool = Spool(self.state_dir / "spool", fsync=self.config["spool"]["fsync"])
+        seed = meter["seed"] if meter["seed"] is not None else int.from_bytes(os.urandom(8))
+        self.sampler = Sampler(
+            self.meter_id,
+            Schedule.every(meter["interval"]),
+            RandomWalk(random.Random(seed), max_step_w=meter["max_step"]),
+            self.spool,
+            on_recorded=self._on_recorded,
+        )
+        self.policy = ReconnectPolicy(
+            self.broker.retry_initial,
+            self.broker.retry_max,
+            self.signals.stop,
+            idle=self.heartbeat,
+            what=f"broker {self.broker.display_url}",
+        )
+        self.publisher: Publisher | None = None
+        self.connected_since: float | None = None
+        self.published = 0
+        self._confirmed_in_session = 0
+        self._draining_until: float | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def connect(self) -> bool:
+        try:
+            self.spool.open()
+        except OSError as exc:
+            raise StartupError(f"cannot use the spool in {self.spool.directory}: {exc}") from None
+        log.info(
+            "meter %s: sampling every %g s, next seq %d",
+            self.meter_id,
+            self.config["meter"]["interval"],
+            self.spool.next_seq,
+        )
+        self.sampler.start(self.signals.stop)
+        return True  # ready as soon as we are spooling
+
+    def run(self) -> None:
+        while not self.signals.stop.is_set():
+            publisher = self.policy.call(self._open_session)
+            if publisher is None:
+                return
+            self.publisher = publisher
+            self.connected_since = time.time()
+            self._confirmed_in_session = 0
+            log.info("connected to %s", self.broker.display_url)
+            publisher.publish_pending()
+            try:
+                publisher.run()
+                return  # paused for the drain
+            except ConnectionLost as exc:
+                self.policy.lost(exc, healthy=self._session_was_healthy())
+                self.publisher = None
+                self.connected_since = None
+
+    def drain(self) -> None:
+        self.sampler.join(timeout=5)
+        publisher = self.publisher
+        timeout = self.config["broker"]["drain_timeout"]
+        if publisher is None or not publisher.is_ready or self.spool.backlog == 0 or timeout == 0:
+            return
+        log.info("publishing the last %d readings (up to %g s)", self.spool.backlog, timeout)
+        self._draining_until = time.monotonic() + timeout
+        publisher.publish_pending()
+        try:
+            publisher.run()
+        except ConnectionLost as exc:
+            log.warning("connection lost while draining: %s", exc)
+
+    def stop(self) -> None:
+        if self.publisher is not None:
+            try:
+                self.publisher.close()
+                self.publisher.run()
+            except ConnectionLost:
+                pass
+        self.spool.close()
+        if self.spool.backlog:
+            log.info("%d readings stay in the spool for the next start", self.spool.backlog)
+
+    # --- running -----------------------------------------------------------------------
+
+    def _open_session(self) -> Publisher:
+        publisher = Publisher(
+            self.broker,
+            self.meter_id,
+            self.spool,
+            self.config["broker"]["publish_window"],
+            tick=self._tick,
+            on_confirmed=self._on_confirmed,
+        )
+        publisher.connect()
+        return publisher
+
+    def _on_recorded(self) -> None:
+        publisher = self.publisher
+        if publisher is not None:
+            publisher.wake(publisher.publish_pending)
+
+    def _on_confirmed(self, count: int) -> None:
+        self.published += count
+        self._confirmed_in_session += count
+
+    def _session_was_healthy(self) -> bool:
+        """Confirmed readings, or lived longer than the longest backoff delay."""
+        lived = time.time() - (self.connected_since or time.time())
+        return self._confirmed_in_session > 0 or lived > self.broker.retry_max
+
+    def _tick(self) -> None:
+        self.heartbeat()
+        publisher = self.publisher
+        if publisher is None:
+            return
+        if self._draining_until is not None:
+            if self.spool.backlog == 0 or time.monotonic() >= self._draining_until:
+                publisher.pause()
+        elif self.signals.stop.is_set():
+            publisher.pause()
+        else:
+            publisher.publish_pending()
+
+    def status(self) -> str:
+        if self.publisher is not None and self.connected_since is not None:
+            link = f"connected since {_hhmmss(self.connected_since)}"
+        elif self.policy.retrying_since is not None:
+            link = f"broker unreachable, retrying since {_hhmmss(self.policy.retrying_since)}"
+        else:
+            link = "connecting"
+        last = self.sampler.last_ts_us
+        age = "none yet" if last is None else f"{time.time() - last / 1e6:.0f} s ago"
+        return (
+            f"{link}; {self.sampler.recorded} readings sampled, {self.published} published, "
+            f"backlog {self.spool.backlog}; last reading {age}"
+        )
+
+
+def _hhmmss(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))

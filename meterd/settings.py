@@ -1,0 +1,42 @@
+"""meterd's configuration schema (see etc/meterd/meterd.ini for the commented reference)."""
+
+from __future__ import annotations
+
+from pvsim import broker
+from pvsim import config as c
+from pvsim.lifecycle import logging_schema
+from pvsim.wire import METER_ID_RE
+
+SCHEMA: c.Schema = {
+    "meter": {
+        "id": c.Option(
+            c.pattern(METER_ID_RE.pattern, "1-64 letters, digits, '-' or '_'"),
+            None,
+            "this house's meter id; also the routing key reading.<id>",
+        ),
+        "interval": c.Option(
+            c.number(0.001, 86400), "10", "seconds between samples (may be fractional)"
+        ),
+        "max_step": c.Option(
+            c.number(0, 9000), "300", "largest change in W from one sample to the next"
+        ),
+        "seed": c.Option(
+            c.optional(c.integer()), "", "seed of the load model (empty: a random seed)"
+        ),
+        "state_directory": c.Option(
+            c.path, "/var/lib/meterd", "state (spool, sequence) lives in <this>/<id>/"
+        ),
+    },
+    "broker": broker.schema(
+        drain_timeout=c.Option(
+            c.number(0, 600), "5", "seconds to publish the backlog when stopping"
+        ),
+        publish_window=c.Option(
+            c.integer(1, 100_000), "1000", "readings published but not yet confirmed, at most"
+        ),
+    ),
+    "spool": {
+        "fsync": c.Option(c.boolean, "yes", "fsync each reading before it is published"),
+    },
+    "logging": logging_schema(),
+}

@@ -1,0 +1,274 @@
+"""The write-ahead spool: every reading is on disk, with its seq, before it is published.
+
+Layout of the spool directory::
+
+    seg-00000000000000000000.log   records, named by the seq of their first record
+    seg-00000000000000010000.log
+    confirmed                      highest seq the broker confirmed (all below it too)
+
+A record is one line ``<seq> <crc32 of body, 8 hex> <body>\\n``, the body being the
+reading's JSON exactly as published.  Seq is assigned as the record is written, so a
+restart continues the sequence: the next seq is one past the last intact record (or the
+name of an empty newest segment).  A torn or corrupt record, as a power cut may leave,
+is skipped with a warning; a torn tail is cut off.  Segments whose records are all
+confirmed are deleted.  A lost ``confirmed`` file only means readings are published
+again, and pvsimd drops repeats.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable
+from itertools import islice
+from pathlib import Path
+
+log = logging.getLogger("meterd.spool")
+
+_PREFIX = "seg-"
+_SUFFIX = ".log"
+
+
+def _segment_name(first_seq: int) -> str:
+    return f"{_PREFIX}{first_seq:020d}{_SUFFIX}"
+
+
+def encode_record(seq: int, body: bytes) -> bytes:
+    return b"%d %08x %s\n" % (seq, zlib.crc32(body), body)
+
+
+def decode_record(line: bytes) -> tuple[int, bytes] | None:
+    """(seq, body) of an intact record line (without its newline), else None."""
+    try:
+        seq_text, crc_text, body = line.split(b" ", 2)
+        seq = int(seq_text)
+        crc = int(crc_text, 16)
+    except ValueError:
+        return None
+    if zlib.crc32(body) != crc or seq < 0:
+        return None
+    return seq, body
+
+
+class Spool:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        fsync: bool = True,
+        segment_records: int = 10_000,
+        watermark_interval: float = 1.0,
+    ):
+        self.directory = Path(directory)
+        self.fsync = fsync
+        self.segment_records = segment_records
+        self.watermark_interval = watermark_interval
+        self._lock = threading.Lock()
+        self._pending: deque[tuple[int, bytes]] = deque()
+        self._segments: list[int] = []  # first seq of each segment, ascending
+        self._fd: int | None = None
+        self._active_count = 0
+        self._next_seq = 0
+        self._confirmed = -1
+        self._saved_confirmed = -1
+        self._saved_at = 0.0
+        self.skipped_records = 0
+
+    # --- opening and recovery ----------------------------------------------------------
+
+    def open(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self._confirmed = self._saved_confirmed = self._read_watermark()
+        self._segments = sorted(
+            int(p.name[len(_PREFIX) : -len(_SUFFIX)])
+            for p in self.directory.glob(f"{_PREFIX}*{_SUFFIX}")
+            if p.name[len(_PREFIX) : -len(_SUFFIX)].isdigit()
+        )
+        next_seq = self._confirmed + 1
+        for i, first in enumerate(self._segments):
+            last_segment = i == len(self._segments) - 1
+            count, last_seq = self._recover_segment(first, last_segment)
+            next_seq = max(next_seq, first if last_seq is None else last_seq + 1)
+            if last_segment:
+                self._active_count = count
+        self._next_seq = next_seq
+        if not self._segments or self._active_count >= self.segment_records:
+            self._new_segment(self._next_seq)
+        else:
+            self._fd = os.open(self._path(self._segments[-1]), os.O_WRONLY | os.O_APPEND)
+        self._drop_confirmed_segments(force_save=False)
+        if self._pending:
+            log.info(
+                "spool: %d readings waiting to be published (seq %d..%d)",
+                len(self._pending),
+                self._pending[0][0],
+                self._pending[-1][0],
+            )
+
+    def _read_watermark(self) -> int:
+        try:
+            return int((self.directory / "confirmed").read_text().strip() or "-1")
+        except FileNotFoundError:
+            return -1
+        except ValueError:
+            log.warning("spool: unreadable 'confirmed' file; publishing the whole spool again")
+            return -1
+
+    def _path(self, first_seq: int) -> Path:
+        return self.directory / _segment_name(first_seq)
+
+    def _recover_segment(self, first: int, is_last: bool) -> tuple[int, int | None]:
+        path = self._path(first)
+        data = path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        if end < len(data):
+            log.warning(
+                "spool: %s ends in a torn record (%d bytes, from a crash or power cut); "
+                "cutting it off",
+                path.name,
+                len(data) - end,
+            )
+            with open(path, "r+b") as fh:
+                fh.truncate(end)
+                os.fsync(fh.fileno())
+            self.skipped_records += 1
+        count = 0
+        last_seq: int | None = None
+        for line in data[:end].split(b"\n")[:-1]:
+            record = decode_record(line)
+            if record is None or (last_seq is not None and record[0] <= last_seq):
+                log.warning("spool: %s holds a corrupt record; skipping it", path.name)
+                self.skipped_records += 1
+                continue
+            seq, body = record
+            count += 1
+            last_seq = seq
+            if seq > self._confirmed:
+                self._pending.append((seq, body))
+        return count, last_seq
+
+    # --- writing -----------------------------------------------------------------------
+
+    def _new_segment(self, first_seq: int) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        path = self._path(first_seq)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        if first_seq not in self._segments:
+            self._segments.append(first_seq)
+        self._active_count = 0
+        self._fsync_dir()
+
+    def _fsync_dir(self) -> None:
+        if not self.fsync:
+            return
+        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def append(self, make_body: Callable[[int], bytes]) -> int:
+        """Record a reading; ``make_body(seq)`` builds its body.  Returns the seq assigned."""
+        with self._lock:
+            seq = self._next_seq
+            body = make_body(seq)
+            if self._active_count >= self.segment_records:
+                self._new_segment(seq)
+            record = encode_record(seq, body)
+            size = os.lseek(self._fd, 0, os.SEEK_END)
+            try:
+                written = os.write(self._fd, record)
+                if written != len(record):
+                    raise OSError(f"short write ({written} of {len(record)} bytes)")
+                if self.fsync:
+                    os.fsync(self._fd)
+            except OSError:
+                os.ftruncate(self._fd, size)  # leave no partial record behind
+                raise
+            self._active_count += 1
+            self._next_seq = seq + 1
+            self._pending.append((seq, body))
+            return seq
+
+    # --- reading and confirming --------------------------------------------------------
+
+    def records_from(self, seq: int, limit: int) -> list[tuple[int, bytes]]:
+        """Up to ``limit`` unconfirmed records with seq >= ``seq``, oldest first."""
+        with self._lock:
+            if not self._pending:
+                return []
+            start = max(0, seq - self._pending[0][0])
+            return list(islice(self._pending, start, start + limit))
+
+    def confirm(self, upto_seq: int) -> None:
+        """The broker has every reading up to and including ``upto_seq``."""
+        with self._lock:
+            if upto_seq <= self._confirmed:
+                return
+            self._confirmed = upto_seq
+            while self._pending and self._pending[0][0] <= upto_seq:
+                self._pending.popleft()
+            if time.monotonic() - self._saved_at >= self.watermark_interval:
+                self._save_watermark(durable=False)
+            self._drop_confirmed_segments(force_save=True)
+
+    def _save_watermark(self, durable: bool) -> None:
+        tmp = self.directory / "confirmed.tmp"
+        with open(tmp, "w") as fh:
+            fh.write(f"{self._confirmed}\n")
+            if durable and self.fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, self.directory / "confirmed")
+        if durable:
+            self._fsync_dir()
+        self._saved_confirmed = self._confirmed
+        self._saved_at = time.monotonic()
+
+    def _drop_confirmed_segments(self, force_save: bool) -> None:
+        """Delete segments (never the newest) whose records are all confirmed."""
+        removable = [
+            first
+            for first, nxt in zip(self._segments, self._segments[1:], strict=False)
+            if nxt - 1 <= self._confirmed
+        ]
+        if not removable:
+            return
+        if force_save and self._saved_confirmed < self._confirmed:
+            self._save_watermark(durable=True)
+        for first in removable:
+            self._path(first).unlink(missing_ok=True)
+            self._segments.remove(first)
+
+    # --- state -------------------------------------------------------------------------
+
+    @property
+    def backlog(self) -> int:
+        """Readings recorded but not yet confirmed by the broker."""
+        return len(self._pending)
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    @property
+    def confirmed(self) -> int:
+        return self._confirmed
+
+    def oldest_pending_body(self) -> bytes | None:
+        with self._lock:
+            return self._pending[0][1] if self._pending else None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is None:
+                return
+            if self._confirmed != self._saved_confirmed:
+                self._save_watermark(durable=True)
+            os.close(self._fd)
+            self._fd = None

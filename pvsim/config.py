@@ -1,0 +1,296 @@
+"""INI configuration: a main file plus sorted drop-ins, validated against a schema on load.
+
+Layering (later wins, key by key): the main file, then ``<main file>.d/*.ini`` in sorted
+order.  Every key of every file is checked: unknown sections and keys are errors, and
+each error names the file that set the offending value.  A bad configuration raises
+:class:`ConfigError`, whose ``str()`` is the one line the daemons print before exiting
+with :data:`EX_CONFIG`.
+"""
+
+from __future__ import annotations
+
+import configparser
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+EX_CONFIG = 78  # sysexits.h: configuration error
+
+Parser = Callable[[str], Any]
+
+
+class ConfigError(Exception):
+    """A configuration problem, located as precisely as possible."""
+
+    def __init__(self, file: str | Path, section: str | None, key: str | None, problem: str):
+        super().__init__(problem)
+        self.file = str(file)
+        self.section = section
+        self.key = key
+        self.problem = problem
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.section is not None:
+            where += f": [{self.section}]"
+            if self.key is not None:
+                where += f" {self.key}"
+        return f"{where}: {self.problem}"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One key of the schema: how to parse it, and its default (None: required)."""
+
+    parse: Parser
+    default: str | None = None
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+Schema = dict[str, dict[str, Option]]
+
+
+@dataclass
+class Config:
+    """Validated values by section and key, and where each came from."""
+
+    values: dict[str, dict[str, Any]]
+    files: list[Path]
+    sources: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def __getitem__(self, section: str) -> dict[str, Any]:
+        return self.values[section]
+
+    def source(self, section: str, key: str) -> str:
+        """The file that set section.key (``default`` when nothing did)."""
+        return self.sources.get((section, key), "default")
+
+
+def dropin_dir(main: Path) -> Path:
+    """The drop-in directory of a main config file: ``<file>.d``."""
+    return main.with_name(main.name + ".d")
+
+
+def config_files(main: Path) -> list[Path]:
+    """The main file followed by its drop-ins, in the order they are applied."""
+    d = dropin_dir(main)
+    dropins = sorted(p for p in d.glob("*.ini") if p.is_file()) if d.is_dir() else []
+    return [main, *dropins]
+
+
+def _read_one(path: Path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(
+        interpolation=None,
+        default_section="\x00no-default-section",  # so [DEFAULT] is an ordinary, unknown section
+        strict=True,
+        empty_lines_in_values=False,
+    )
+    try:
+        with open(path, encoding="utf-8") as fh:
+            parser.read_file(fh, source=str(path))
+    except FileNotFoundError:
+        raise ConfigError(path, None, None, "file not found") from None
+    except PermissionError:
+        raise ConfigError(path, None, None, "permission denied") from None
+    except IsADirectoryError:
+        raise ConfigError(path, None, None, "is a directory, not a file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(path, None, None, f"not valid UTF-8 ({exc.reason})") from None
+    except configparser.DuplicateSectionError as exc:
+        raise ConfigError(
+            path, exc.section, None, f"section appears twice (line {exc.lineno})"
+        ) from None
+    except configparser.DuplicateOptionError as exc:
+        raise ConfigError(
+            path, exc.section, exc.option, f"key appears twice (line {exc.lineno})"
+        ) from None
+    except configparser.MissingSectionHeaderError as exc:
+        raise ConfigError(
+            path, None, None, f"line {exc.lineno}: key outside of any [section]"
+        ) from None
+    except configparser.ParsingError as exc:
+        lineno = exc.errors[0][0] if exc.errors else "?"
+        raise ConfigError(path, None, None, f"line {lineno}: not a 'key = value' line") from None
+    except configparser.Error as exc:
+        raise ConfigError(path, None, None, exc.message.splitlines()[0]) from None
+    return parser
+
+
+def load(main: str | Path, schema: Schema) -> Config:
+    """Read ``main`` and its drop-ins, check them against ``schema``, return the values."""
+    main = Path(main)
+    files = config_files(main)
+    raw: dict[tuple[str, str], tuple[str, str]] = {}  # (section, key) -> (value, file)
+    for path in files:
+        parser = _read_one(path)
+        for section in parser.sections():
+            if section not in schema:
+                known = ", ".join(f"[{s}]" for s in schema)
+                raise ConfigError(path, section, None, f"unknown section (known: {known})")
+            for key, value in parser.items(section):
+                if key not in schema[section]:
+                    known = ", ".join(schema[section])
+                    raise ConfigError(path, section, key, f"unknown key (known: {known})")
+                raw[(section, key)] = (value, str(path))
+
+    values: dict[str, dict[str, Any]] = {}
+    sources: dict[tuple[str, str], str] = {}
+    for section, options in schema.items():
+        values[section] = {}
+        for key, option in options.items():
+            if (section, key) in raw:
+                text, source = raw[(section, key)]
+                sources[(section, key)] = source
+            elif option.required:
+                raise ConfigError(main, section, key, "required key is missing")
+            else:
+                text, source = option.default, f"default of [{section}] {key}"
+            try:
+                values[section][key] = option.parse(text.strip())
+            except ValueError as exc:
+                raise ConfigError(source, section, key, str(exc)) from None
+    return Config(values=values, files=files, sources=sources)
+
+
+# --- value parsers: each takes the raw text and returns a value or raises ValueError ---
+
+
+def string(text: str) -> str:
+    return text
+
+
+def nonempty(text: str) -> str:
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def integer(minimum: int | None = None, maximum: int | None = None) -> Parser:
+    def parse(text: str) -> int:
+        try:
+            value = int(text, 10)
+        except ValueError:
+            raise ValueError(f"must be a whole number, got {text!r}") from None
+        _check_range(value, minimum, maximum)
+        return value
+
+    return parse
+
+
+def number(
+    minimum: float | None = None, maximum: float | None = None, *, above: float | None = None
+) -> Parser:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {text!r}")
+        if above is not None and not value > above:
+            raise ValueError(f"must be greater than {above:g}, got {text}")
+        _check_range(value, minimum, maximum)
+        return value
+
+    return parse
+
+
+def _check_range(value: float, minimum: float | None, maximum: float | None) -> None:
+    if minimum is not None and maximum is not None and not minimum <= value <= maximum:
+        raise ValueError(f"must be between {minimum:g} and {maximum:g}, got {value:g}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"must be at least {minimum:g}, got {value:g}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"must be at most {maximum:g}, got {value:g}")
+
+
+_TRUE = {"1", "yes", "true", "on"}
+_FALSE = {"0", "no", "false", "off"}
+
+
+def boolean(text: str) -> bool:
+    low = text.lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise ValueError(f"must be yes or no, got {text!r}")
+
+
+def choice(*allowed: str) -> Parser:
+    def parse(text: str) -> str:
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, got {text!r}")
+        return text
+
+    return parse
+
+
+def pattern(regex: str, what: str) -> Parser:
+    compiled = re.compile(regex)
+
+    def parse(text: str) -> str:
+        if not compiled.fullmatch(text):
+            raise ValueError(f"must be {what}, got {text!r}")
+        return text
+
+    return parse
+
+
+def url(*schemes: str) -> Parser:
+    def parse(text: str) -> str:
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018 - raises ValueError on a bad port
+        except ValueError as exc:
+            raise ValueError(f"is not a valid URL ({exc})") from None
+        if parts.scheme not in schemes:
+            raise ValueError(
+                f"must start with {' or '.join(s + '://' for s in schemes)}, "
+                f"got {parts.scheme + '://' if parts.scheme else 'no scheme'}"
+            )
+        if not parts.hostname:
+            raise ValueError("must name a host")
+        return text
+
+    return parse
+
+
+def timezone(text: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"must be an IANA time zone name such as Europe/Berlin, got {text!r}"
+        ) from None
+
+
+def path(text: str) -> Path:
+    if not text:
+        raise ValueError("must not be empty")
+    return Path(text)
+
+
+def optional(parse: Parser) -> Parser:
+    """Empty text means None; anything else goes through ``parse``."""
+
+    def wrapped(text: str) -> Any:
+        return None if text == "" else parse(text)
+
+    return wrapped
+
+
+def describe(schema: Schema) -> Iterable[tuple[str, str, Option]]:
+    """All (section, key, option) of a schema, in schema order."""
+    for section, options in schema.items():
+        for key, option in options.items():
+            yield section, key, option

@@ -1,0 +1,204 @@
+"""The daemon lifecycle, the same for meterd and pvsimd:
+
+    load config → connect → ready → run → drain → stop
+
+:func:`main` does the first step and the process-level work (arguments, exit codes,
+logging, signals, sd_notify); a :class:`Daemon` subclass supplies the rest.  Exit codes:
+0 after a clean stop, 78 (EX_CONFIG) for a bad configuration, 73 (EX_CANTCREAT) when the
+state or output directory cannot be used, 70 (EX_SOFTWARE) for a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import ClassVar
+
+from pvsim import __version__
+from pvsim import config as c
+from pvsim import log as pvlog
+from pvsim.notify import Notifier
+from pvsim.signals import Signals
+
+EX_OK = 0
+EX_SOFTWARE = 70
+EX_CANTCREAT = 73
+EX_CONFIG = c.EX_CONFIG
+
+log = logging.getLogger("pvsim.lifecycle")
+
+
+def logging_schema() -> dict[str, c.Option]:
+    return {
+        "level": c.Option(c.choice(*pvlog.LEVELS), "info", "least severe level logged"),
+        "file": c.Option(
+            c.optional(c.path), "", "also log to this file (for hosts without journald)"
+        ),
+    }
+
+
+class StartupError(Exception):
+    """The daemon cannot start for a reason outside the config file (e.g. a directory)."""
+
+    def __init__(self, message: str, exit_code: int = EX_CANTCREAT):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Daemon(ABC):
+    name: ClassVar[str]
+    schema: ClassVar[c.Schema]
+    #: keys that a reload (SIGHUP) applies without a restart
+    live_keys: ClassVar[frozenset[tuple[str, str]]] = frozenset({("logging", "level")})
+    status_interval: ClassVar[float] = 1.0
+
+    def __init__(
+        self, config: c.Config, signals: Signals, notifier: Notifier, args: argparse.Namespace
+    ):
+        self.config = config
+        self.signals = signals
+        self.notifier = notifier
+        self.args = args
+        self.config_path = config.files[0]
+        self._last_status = float("-inf")
+
+    # --- hooks -------------------------------------------------------------------------
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """Extra command-line arguments of this daemon."""
+        return None
+
+    @classmethod
+    def check(cls, config: c.Config) -> None:
+        """Checks that span several keys; raise ConfigError."""
+        return None
+
+    @abstractmethod
+    def connect(self) -> bool:
+        """Reach a working state; False when a stop was requested first."""
+
+    @abstractmethod
+    def run(self) -> None:
+        """Do the job until a stop is requested, reconnecting as needed."""
+
+    @abstractmethod
+    def drain(self) -> None:
+        """Finish in-flight work (flush, acknowledge, publish what is pending)."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Release everything; called even when an earlier step failed."""
+
+    def status(self) -> str:
+        return "running"
+
+    def apply(self, config: c.Config) -> None:
+        """Apply the live keys of a reloaded config (the logging level by default)."""
+        pvlog.set_level(config["logging"]["level"])
+
+    # --- shared behaviour --------------------------------------------------------------
+
+    def heartbeat(self) -> None:
+        """Called often from the daemon's loop: watchdog, reload, status."""
+        self.notifier.watchdog()
+        if self.signals.reload.is_set():
+            self.signals.reload.clear()
+            self.reload()
+        now = time.monotonic()
+        if now - self._last_status >= self.status_interval:
+            self._last_status = now
+            self.notifier.status(self.status())
+
+    def reload(self) -> None:
+        self.notifier.reloading()
+        try:
+            new = c.load(self.config_path, self.schema)
+            self.check(new)
+        except c.ConfigError as exc:
+            log.error("reload failed, keeping the running configuration: %s", exc)
+            self.notifier.ready(self.status())
+            return
+        for section, key, _option in c.describe(self.schema):
+            old_value, new_value = self.config[section][key], new[section][key]
+            if old_value == new_value:
+                continue
+            if (section, key) in self.live_keys:
+                log.info("reload: [%s] %s changed, applied", section, key)
+            else:
+                log.warning(
+                    "reload: [%s] %s changed, but takes effect only after a restart", section, key
+                )
+        self.apply(new)
+        for section, key in self.live_keys:
+            self.config[section][key] = new[section][key]
+        log.info("configuration reloaded from %s", ", ".join(map(str, new.files)))
+        self.notifier.ready(self.status())
+
+    def serve(self) -> None:
+        """connect → ready → run → drain → stop."""
+        try:
+            if self.connect():
+                self.notifier.ready(self.status())
+                log.info("ready: %s", self.status())
+                self.run()
+            self.notifier.stopping()
+            log.info("stopping: draining")
+            self.drain()
+        finally:
+            self.notifier.stopping()
+            self.stop()
+        log.info("stopped")
+
+
+def main(daemon_cls: type[Daemon], argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point shared by both daemons; returns the exit code."""
+    name = daemon_cls.name
+    parser = argparse.ArgumentParser(prog=name, description=(daemon_cls.__doc__ or "").strip())
+    parser.add_argument(
+        "--config",
+        default=f"/etc/{name}/{name}.ini",
+        help="main config file; drop-ins in <file>.d/*.ini (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--check-config", action="store_true", help="validate the config and exit (0 or 78)"
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    daemon_cls.add_arguments(parser)
+    args = parser.parse_args(argv)
+
+    try:
+        config = c.load(args.config, daemon_cls.schema)
+        daemon_cls.check(config)
+    except c.ConfigError as exc:
+        print(f"{name}: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    if args.check_config:
+        print(f"{name}: configuration OK ({', '.join(map(str, config.files))})")
+        return EX_OK
+
+    try:
+        pvlog.setup(config["logging"]["level"], config["logging"]["file"])
+    except OSError as exc:
+        print(f"{name}: cannot open log file: {exc}", file=sys.stderr)
+        return EX_CANTCREAT
+    signals = Signals()
+    signals.install()
+    notifier = Notifier()
+    try:
+        daemon = daemon_cls(config, signals, notifier, args)
+        daemon.serve()
+    except c.ConfigError as exc:
+        log.error("%s", exc)
+        return EX_CONFIG
+    except StartupError as exc:
+        log.error("%s", exc)
+        return exc.exit_code
+    except Exception:
+        log.critical("%s stopped by a bug; please report this traceback", name, exc_info=True)
+        return EX_SOFTWARE
+    return EX_OK

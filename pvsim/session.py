@@ -1,0 +1,210 @@
+"""One broker connection, from opening to closing, as a chain of named steps.
+
+Modelled on pika's asynchronous consumer example: every connection event is its own
+method, and the daemon's reconnect loop wraps the whole session.
+
+    open_connection → on_connection_open → open_channel → on_channel_open
+    → declare_exchange → on_exchange_declared → setup_channel (subclass) → ready
+
+:meth:`Session.connect` runs the I/O loop until :meth:`ready` is called (or raises
+:class:`BrokerUnavailable`); :meth:`Session.run` runs it until the session ends, returning
+after a requested :meth:`close` and raising :class:`ConnectionLost` otherwise.  A periodic
+``tick`` runs during both, so the daemon can check for a stop, flush, and feed the watchdog.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pika
+import pika.exceptions
+from pika.channel import Channel
+
+from pvsim.broker import BrokerSettings
+from pvsim.reconnect import BrokerUnavailable, ConnectionLost
+
+log = logging.getLogger("pvsim.session")
+
+
+def describe(exc: BaseException | None) -> str:
+    """A one-line, secret-free description of a pika or socket error."""
+    if exc is None:
+        return "connection closed"
+    if isinstance(exc, pika.exceptions.ConnectionClosedByBroker | pika.exceptions.ChannelClosed):
+        return f"{exc.reply_code} {exc.reply_text}"
+    if isinstance(exc, pika.exceptions.ProbableAuthenticationError):
+        return "authentication refused by the broker"
+    if isinstance(exc, pika.exceptions.ProbableAccessDeniedError):
+        return "access to the virtual host refused by the broker"
+    if isinstance(exc, pika.exceptions.AMQPConnectionError) and exc.args:
+        inner = exc.args[0]
+        if isinstance(inner, BaseException):
+            return describe(inner)
+        return str(inner) or type(exc).__name__
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class Session:
+    """A broker connection with one channel; subclasses add their setup steps."""
+
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        connection_name: str,
+        tick: Callable[[], None],
+        tick_interval: float = 0.1,
+    ):
+        self.settings = settings
+        self.connection_name = connection_name
+        self._tick = tick
+        self.tick_interval = tick_interval
+        self.connection: pika.SelectConnection | None = None
+        self.channel: Channel | None = None
+        self.is_ready = False
+        self._closing = False
+        self._paused = False
+        self._failure: str | None = None
+
+    # --- driving the loop --------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Open the connection and run the setup steps; raises BrokerUnavailable."""
+        self.open_connection()
+        self._schedule_tick()
+        self.connection.ioloop.start()
+        if not self.is_ready:
+            self._shutdown_loop()
+            raise BrokerUnavailable(f"{self.settings.display_url}: {self._failure}")
+
+    def run(self) -> None:
+        """Run until the session ends or is paused.
+
+        Returns after :meth:`close` or :meth:`pause`; raises ConnectionLost otherwise.
+        """
+        self._paused = False
+        try:
+            if self.connection is not None and not self.connection.is_closed:
+                self.connection.ioloop.start()
+        finally:
+            if self.connection is not None and self.connection.is_closed:
+                self._shutdown_loop()
+        if self._paused and self.connection is not None and self.connection.is_open:
+            return
+        if not self._closing:
+            raise ConnectionLost(self._failure or "connection closed")
+
+    def pause(self) -> None:
+        """Return from :meth:`run` with the connection still open (e.g. to drain)."""
+        self._paused = True
+        self._stop_loop()
+
+    def close(self) -> None:
+        """Ask for a clean close; the loop stops once the broker confirms it."""
+        self._closing = True
+        if self.connection is None or self.connection.is_closed:
+            self._stop_loop()
+        elif not self.connection.is_closing:
+            self.connection.close()
+
+    def fail(self, reason: str) -> None:
+        """End the session because of a problem; run()/connect() then raise with ``reason``."""
+        self._failure = reason
+        if self.connection is not None and not (
+            self.connection.is_closed or self.connection.is_closing
+        ):
+            self.connection.close(320, reason[:200])
+        else:
+            self._stop_loop()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> object:
+        return self.connection.ioloop.call_later(delay, callback)
+
+    def wake(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` in the I/O loop soon; safe to call from another thread."""
+        connection = self.connection
+        if connection is not None and not connection.is_closed:
+            connection.ioloop.add_callback_threadsafe(callback)
+
+    def _stop_loop(self) -> None:
+        if self.connection is not None:
+            self.connection.ioloop.stop()
+
+    def _shutdown_loop(self) -> None:
+        """Release the ioloop's resources (sockets, wake-up pipe) after the session."""
+        if self.connection is not None:
+            try:
+                self.connection.ioloop.close()
+            except Exception:  # noqa: BLE001 - best effort on a dead loop
+                log.debug("closing the ioloop failed", exc_info=True)
+
+    def _schedule_tick(self) -> None:
+        if self.connection is not None and not self.connection.is_closed:
+            self.connection.ioloop.call_later(self.tick_interval, self._on_tick)
+
+    def _on_tick(self) -> None:
+        try:
+            self._tick()
+        finally:
+            self._schedule_tick()
+
+    # --- the named steps ---------------------------------------------------------------
+
+    def open_connection(self) -> None:
+        log.debug("connecting to %s", self.settings.display_url)
+        self.connection = pika.SelectConnection(
+            parameters=self.settings.parameters(self.connection_name),
+            on_open_callback=self.on_connection_open,
+            on_open_error_callback=self.on_connection_open_error,
+            on_close_callback=self.on_connection_closed,
+        )
+
+    def on_connection_open(self, _connection: pika.SelectConnection) -> None:
+        self.open_channel()
+
+    def on_connection_open_error(self, _connection: object, error: BaseException) -> None:
+        self._failure = describe(error)
+        self._stop_loop()
+
+    def on_connection_closed(self, _connection: object, reason: BaseException) -> None:
+        self.channel = None
+        if self._failure is None and not self._closing:
+            self._failure = describe(reason)
+        self._stop_loop()
+
+    def open_channel(self) -> None:
+        self.connection.channel(on_open_callback=self.on_channel_open)
+
+    def on_channel_open(self, channel: Channel) -> None:
+        self.channel = channel
+        channel.add_on_close_callback(self.on_channel_closed)
+        self.declare_exchange()
+
+    def on_channel_closed(self, _channel: Channel, reason: BaseException) -> None:
+        self.channel = None
+        if not self._closing:
+            self.fail(f"channel closed: {describe(reason)}")
+        elif self.connection is not None and not (
+            self.connection.is_closing or self.connection.is_closed
+        ):
+            self.connection.close()
+
+    def declare_exchange(self) -> None:
+        self.channel.exchange_declare(
+            exchange=self.settings.exchange,
+            exchange_type="topic",
+            durable=True,
+            callback=self.on_exchange_declared,
+        )
+
+    def on_exchange_declared(self, _frame: object) -> None:
+        self.setup_channel()
+
+    def setup_channel(self) -> None:
+        """Further declarations; subclasses end their chain by calling :meth:`ready`."""
+        self.ready()
+
+    def ready(self) -> None:
+        self.is_ready = True
+        self._stop_loop()  # connect() returns; run() resumes the loop

@@ -1,0 +1,1 @@
+"""pvsimd: consumes meter readings, adds simulated PV power, writes one CSV per meter per day."""

@@ -1,0 +1,5 @@
+import sys
+
+from pvsimd.cli import main
+
+sys.exit(main())
