@@ -20,6 +20,11 @@ class Schedule:
             raise ValueError("interval must be positive")
         return cls(us)
 
+    @property
+    def tolerance_us(self) -> int:
+        """How late a tick may be and still be sampled: one interval, at least 2 s."""
+        return max(self.interval_us, 2_000_000)
+
     def first_at_or_after(self, now_us: int) -> int:
         """Index of the first tick at or after ``now_us``."""
         return -(-now_us // self.interval_us)
@@ -28,9 +33,14 @@ class Schedule:
         return index * self.interval_us
 
     def catch_up(self, index: int, now_us: int) -> tuple[int, int]:
-        """(tick to sample now, ticks skipped): a tick more than one interval late is missed."""
+        """(tick to sample now, ticks skipped).
+
+        A late tick is still sampled (with its own timestamp) while it is at most
+        :meth:`tolerance_us` late, so a slow disk or a busy moment loses nothing; after a
+        longer gap (a suspended machine, a stopped process) the missed ticks are skipped.
+        """
         due = self.time_of(index)
-        if now_us - due <= self.interval_us:
+        if now_us - due <= self.tolerance_us:
             return index, 0
         current = now_us // self.interval_us
         return current, current - index

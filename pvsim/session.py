@@ -37,10 +37,23 @@ def describe(exc: BaseException | None) -> str:
         return "authentication refused by the broker"
     if isinstance(exc, pika.exceptions.ProbableAccessDeniedError):
         return "access to the virtual host refused by the broker"
+    attempts = getattr(exc, "exceptions", None)  # AMQPConnectionWorkflowFailed
+    if attempts:
+        return describe(attempts[-1])
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError) or type(exc).__name__.endswith("Timeout"):
+        return "timed out"
+    if isinstance(exc, pika.exceptions.StreamLostError):
+        return "connection lost (" + str(exc).removeprefix("Stream connection lost: ") + ")"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
     if isinstance(exc, pika.exceptions.AMQPConnectionError) and exc.args:
         inner = exc.args[0]
         if isinstance(inner, BaseException):
             return describe(inner)
+        if str(inner).startswith("StreamLostError"):
+            return "connection closed during the AMQP handshake"
         return str(inner) or type(exc).__name__
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
@@ -76,7 +89,7 @@ class Session:
         self.connection.ioloop.start()
         if not self.is_ready:
             self._shutdown_loop()
-            raise BrokerUnavailable(f"{self.settings.display_url}: {self._failure}")
+            raise BrokerUnavailable(self._failure or "connection closed")
 
     def run(self) -> None:
         """Run until the session ends or is paused.
@@ -184,7 +197,10 @@ class Session:
     def on_channel_closed(self, _channel: Channel, reason: BaseException) -> None:
         self.channel = None
         if not self._closing:
-            self.fail(f"channel closed: {describe(reason)}")
+            text = describe(reason)
+            if isinstance(reason, pika.exceptions.ChannelClosedByBroker):
+                text = f"channel closed: {text}"
+            self.fail(text)
         elif self.connection is not None and not (
             self.connection.is_closing or self.connection.is_closed
         ):
