@@ -268,7 +268,7 @@ def url(*schemes: str) -> Parser:
 def timezone(text: str) -> ZoneInfo:
     try:
         return ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: e.g. "Europe", a directory
         raise ValueError(
             f"must be an IANA time zone name such as Europe/Berlin, got {text!r}"
         ) from None
@@ -278,6 +278,38 @@ def path(text: str) -> Path:
     if not text:
         raise ValueError("must not be empty")
     return Path(text)
+
+
+_SIZE_UNITS = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def size(minimum: int = 0) -> Parser:
+    """Bytes, with an optional K, M or G suffix (powers of 1024): ``64M``."""
+
+    def parse(text: str) -> int:
+        m = re.fullmatch(r"(\d+)\s*([kKmMgG]?)[bB]?", text)
+        if m is None:
+            raise ValueError(f"must be a size such as 512K, 64M or 1G, got {text!r}")
+        value = int(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+        _check_range(value, minimum, None)
+        return value
+
+    return parse
+
+
+def duration(minimum: float = 0) -> Parser:
+    """Seconds, with an optional s, m, h or d suffix: ``90``, ``15m``, ``7d``."""
+
+    def parse(text: str) -> float:
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", text)
+        if m is None:
+            raise ValueError(f"must be a duration such as 90, 15m, 12h or 7d, got {text!r}")
+        value = float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        _check_range(value, minimum, None)
+        return value
+
+    return parse
 
 
 def optional(parse: Parser) -> Parser:

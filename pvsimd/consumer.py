@@ -1,8 +1,14 @@
-"""The consuming session: declare the queue, bind it, and deliver messages to a handler.
+"""The consuming session: declare the queues, bind, and deliver messages to a handler.
 
-Steps after the exchange (see :mod:`pvsim.session`): declare_queue → bind_queue →
-set_qos → start_consuming → ready.  Acknowledgements are manual and explicit:
-:meth:`ack_upto` (multiple=True) after the rows are flushed, :meth:`reject` for bad input.
+Steps after the exchange (see :mod:`pvsim.session`): declare_dead_letter_queue →
+declare_queue → bind_queue → set_qos → select_confirms → start_consuming → ready.
+
+Acknowledgements are manual: :meth:`ack_upto` (multiple=True) after the rows are
+flushed.  An invalid message is republished to the dead-letter queue with the reason in
+its headers (:meth:`dead_letter`, with a publisher confirm) and acknowledged with the next
+batch once that is confirmed.  Both queues are quorum queues: the readings queue counts
+deliveries, and a message delivered more than ``delivery_limit`` times (one that keeps
+failing) is dead-lettered by the broker itself, reason ``delivery_limit`` in x-death.
 """
 
 from __future__ import annotations
@@ -24,9 +30,18 @@ BINDING_KEY = wire.ROUTING_PREFIX + "*"
 Handler = Callable[[Basic.Deliver, BasicProperties, bytes], None]
 
 
-def queue_arguments() -> dict[str, object]:
-    """Quorum queue: replicated-ready, durable, and it counts deliveries (poison limit)."""
-    return {"x-queue-type": "quorum"}
+REASON_HEADER = "x-pvsim-reason"
+ROUTING_KEY_HEADER = "x-pvsim-routing-key"
+
+
+def queue_arguments(dead_letter_queue: str, delivery_limit: int) -> dict[str, object]:
+    """The readings queue: quorum, with a delivery limit and the dead-letter queue."""
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": delivery_limit,
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": dead_letter_queue,
+    }
 
 
 class Consumer(Session):
@@ -38,22 +53,41 @@ class Consumer(Session):
         handler: Handler,
         tick: Callable[[], None],
         tick_interval: float = 0.1,
+        *,
+        dead_letter_queue: str,
+        delivery_limit: int,
+        on_dead_letter_confirmed: Callable[[int, bool, bool], None],
     ):
         super().__init__(settings, f"pvsimd {queue}", tick, tick_interval)
         self.queue = queue
         self.prefetch = prefetch
         self.handler = handler
+        self.dead_letter_queue = dead_letter_queue
+        self.delivery_limit = delivery_limit
+        self.on_dead_letter_confirmed = on_dead_letter_confirmed
         self.consumer_tag: str | None = None
         self.cancelled = False
+        self._publish_tag = 0
 
     def setup_channel(self) -> None:
+        self.declare_dead_letter_queue()
+
+    def declare_dead_letter_queue(self) -> None:
+        self.channel.queue_declare(
+            queue=self.dead_letter_queue,
+            durable=True,
+            arguments={"x-queue-type": "quorum"},
+            callback=self.on_dead_letter_queue_declared,
+        )
+
+    def on_dead_letter_queue_declared(self, _frame: object) -> None:
         self.declare_queue()
 
     def declare_queue(self) -> None:
         self.channel.queue_declare(
             queue=self.queue,
             durable=True,
-            arguments=queue_arguments(),
+            arguments=queue_arguments(self.dead_letter_queue, self.delivery_limit),
             callback=self.on_queue_declared,
         )
 
@@ -75,6 +109,14 @@ class Consumer(Session):
         self.channel.basic_qos(prefetch_count=self.prefetch, callback=self.on_qos_set)
 
     def on_qos_set(self, _frame: object) -> None:
+        self.select_confirms()
+
+    def select_confirms(self) -> None:
+        self.channel.confirm_delivery(
+            ack_nack_callback=self.on_publish_confirmed, callback=self.on_confirms_selected
+        )
+
+    def on_confirms_selected(self, _frame: object) -> None:
         self.start_consuming()
 
     def start_consuming(self) -> None:
@@ -94,9 +136,32 @@ class Consumer(Session):
         if self.channel is not None and self.channel.is_open:
             self.channel.basic_ack(delivery_tag=delivery_tag, multiple=True)
 
-    def reject(self, delivery_tag: int) -> None:
-        if self.channel is not None and self.channel.is_open:
-            self.channel.basic_reject(delivery_tag=delivery_tag, requeue=False)
+    def dead_letter(
+        self, body: bytes, props: BasicProperties, routing_key: str, reason: str
+    ) -> int:
+        """Republish a message to the dead-letter queue; returns its publish tag."""
+        headers = dict(props.headers or {})
+        headers[REASON_HEADER] = reason
+        headers[ROUTING_KEY_HEADER] = routing_key
+        dead = BasicProperties(
+            content_type=props.content_type,
+            content_encoding=props.content_encoding,
+            headers=headers,
+            delivery_mode=2,
+            message_id=props.message_id,
+            timestamp=props.timestamp,
+            user_id=props.user_id,
+            app_id=props.app_id,
+        )
+        self.channel.basic_publish("", self.dead_letter_queue, body, dead)
+        self._publish_tag += 1
+        return self._publish_tag
+
+    def on_publish_confirmed(self, frame: object) -> None:
+        method = frame.method
+        self.on_dead_letter_confirmed(
+            method.delivery_tag, method.multiple, isinstance(method, Basic.Ack)
+        )
 
     def cancel(self) -> None:
         """Stop deliveries; the loop pauses once the broker confirms."""

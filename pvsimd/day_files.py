@@ -8,7 +8,8 @@ Guarantees:
 
 * the header exactly once per file, also after a restart or a crash;
 * no torn line survives: a partial last line (a crash mid-write) is cut off on reopening,
-  and a failed flush is rolled back to the last complete row;
+  and a failed flush is rolled back to the last complete row, keeping its rows buffered
+  for the next attempt;
 * one row per reading: a reading whose (meter_id, ts) the file already holds is dropped.
   Readings usually arrive in time order, so a file keeps only its newest timestamp in
   memory and reads its timestamps from disk only when an older one arrives.
@@ -153,6 +154,8 @@ class DayFile:
             return
         data = b"".join(self.buffer)
         try:
+            if os.fstat(self.fd).st_size != self.size:  # a rollback that failed earlier
+                os.ftruncate(self.fd, self.size)
             view = memoryview(data)
             while view:
                 written = os.write(self.fd, view)
@@ -195,12 +198,12 @@ class DayFiles:
         if f is not None:
             self._open.move_to_end(key)
             return key, f
-        while len(self._open) >= self.max_open:
-            old_key, old = next(iter(self._open.items()))
-            old.flush(self.fsync)  # raises before anything is forgotten
-            self._dirty.discard(old_key)
-            del self._open[old_key]
-            old.close()
+        if len(self._open) >= self.max_open:
+            # close the least recently used files that have nothing buffered; files with
+            # buffered rows stay open until the next flush (the limit is briefly exceeded)
+            clean = [k for k in self._open if k not in self._dirty]
+            for old_key in clean[: len(self._open) - self.max_open + 1]:
+                self._open.pop(old_key).close()
         f = DayFile(self.directory / meter_id / f"{day}.csv")
         self._open[key] = f
         return key, f
@@ -216,18 +219,16 @@ class DayFiles:
     def flush(self) -> None:
         """Write (and, with fsync, sync) every buffered row; raises OSError on failure.
 
-        After a failure every file with unwritten rows is closed and forgotten, so their
-        state is read again from disk: the rows are written again on redelivery.
+        A file whose write fails is rolled back to its last complete row and keeps its
+        buffered rows, so a later flush writes them again.
         """
         failed: OSError | None = None
         for key in list(self._dirty):
-            f = self._open[key]
             try:
-                f.flush(self.fsync)
+                self._open[key].flush(self.fsync)
             except OSError as exc:
                 failed = failed or exc
-                f.close()
-                del self._open[key]
+                continue
             self._dirty.discard(key)
         if failed is not None:
             raise failed

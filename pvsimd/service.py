@@ -1,11 +1,22 @@
 """pvsimd's lifecycle: connect and consume (ready: consuming), write rows, flush, then
 acknowledge; reconnect with backoff when the broker goes away; on stop, cancel the
-consumer, flush and acknowledge what was written, close the files."""
+consumer, flush and acknowledge what was written, close the files.
+
+Every delivery is either *processed* (its row buffered, or the message dead-lettered) or
+*held*.  Acknowledgements (multiple=True) cover processed deliveries only, and only once
+their rows are flushed and their dead letters confirmed.  When the CSV files cannot be
+written (disk full, directory unwritable) nothing more is acknowledged: rows stay
+buffered, later deliveries are held, the prefetch limit stops the broker from sending
+more, and a retry every second resumes the work when writing succeeds again — one ERROR
+when the episode starts, one WARNING when it ends, and STATUS says so meanwhile.  Held
+messages are never requeued, so a long episode does not use up their delivery limit.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from datetime import datetime
 
 from pika.spec import Basic, BasicProperties
@@ -21,6 +32,10 @@ from pvsimd.settings import SCHEMA
 
 log = logging.getLogger("pvsimd")
 
+STORAGE_RETRY_S = 1.0
+
+Delivery = tuple[Basic.Deliver, BasicProperties, bytes]
+
 
 class PvSimDaemon(Daemon):
     """Consume meter readings, add simulated PV power, append one CSV row per reading."""
@@ -30,9 +45,9 @@ class PvSimDaemon(Daemon):
 
     def __init__(self, *args: object, **kwargs: object):
         super().__init__(*args, **kwargs)
-        site, output = self.config["site"], self.config["output"]
-        self.broker = BrokerSettings.from_section(self.config["broker"])
-        self.queue: str = self.config["broker"]["queue"]
+        site, output, broker = self.config["site"], self.config["output"], self.config["broker"]
+        self.broker = BrokerSettings.from_section(broker)
+        self.queue: str = broker["queue"]
         self.tz = site["timezone"]
         self.pv = DayCurve(longitude=site["longitude"])
         self.files = DayFiles(
@@ -42,7 +57,7 @@ class PvSimDaemon(Daemon):
             max_open=output["max_open_files"],
         )
         self.flush_interval: float = output["flush_interval"]
-        self.ack_batch = max(1, self.config["broker"]["prefetch"] // 2)
+        self.ack_batch = max(1, broker["prefetch"] // 2)
         self.policy = ReconnectPolicy(
             self.broker.retry_initial,
             self.broker.retry_max,
@@ -52,18 +67,25 @@ class PvSimDaemon(Daemon):
         )
         self.consumer: Consumer | None = None
         self.connected_since: float | None = None
-        self._unacked = 0
-        self._last_tag = 0
+        self._draining = False
+        self._handled_in_session = 0
+        # acknowledgement state of the current session
+        self._unacked = 0  # processed deliveries not yet acknowledged
+        self._last_tag = 0  # delivery tag of the newest processed delivery
+        self._held: deque[Delivery] = deque()
+        self._dead_letters_unconfirmed: set[int] = set()
         self._last_commit = time.monotonic()
+        # storage failure episode
         self._storage_error: str | None = None
+        self._storage_failing_since: float | None = None
+        self._storage_retry_at = 0.0
+        # figures
         self.rows = 0
         self.duplicates = 0
         self.rejected = 0
         self.last_reading_us: int | None = None
         self._day = ""
         self.rows_today = 0
-        self._draining = False
-        self._handled_in_session = 0
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -106,11 +128,12 @@ class PvSimDaemon(Daemon):
         consumer.cancel()
         try:
             consumer.run()
+            self.commit(force=True)
+            if self._dead_letters_unconfirmed and consumer.connection.is_open:
+                consumer.run()  # the confirm callback commits and pauses
         except ConnectionLost as exc:
             log.warning("connection lost while stopping: %s", exc)
             self._forget_unacked()
-            return
-        self.commit()
 
     def stop(self) -> None:
         if self.consumer is not None:
@@ -119,25 +142,33 @@ class PvSimDaemon(Daemon):
                 self.consumer.run()
             except ConnectionLost:
                 pass
-        self.files.discard_unflushed()  # anything not acknowledged comes back from the broker
+        self.files.discard_unflushed()  # what was not acknowledged comes back from the broker
         self.files.close()
 
-    # --- handling readings -------------------------------------------------------------
+    # --- handling deliveries -----------------------------------------------------------
 
     def _open_session(self) -> Consumer:
+        broker = self.config["broker"]
         consumer = Consumer(
             self.broker,
             self.queue,
-            self.config["broker"]["prefetch"],
+            broker["prefetch"],
             self.handle,
             tick=self._tick,
             tick_interval=min(self.flush_interval, 0.1),
+            dead_letter_queue=broker["dead_letter_queue"],
+            delivery_limit=broker["delivery_limit"],
+            on_dead_letter_confirmed=self._on_dead_letter_confirmed,
         )
         consumer.connect()
         return consumer
 
-    def handle(self, method: Basic.Deliver, _props: BasicProperties, body: bytes) -> None:
-        tag = method.delivery_tag
+    def handle(self, method: Basic.Deliver, props: BasicProperties, body: bytes) -> None:
+        if self._held or not self._process(method, props, body):
+            self._held.append((method, props, body))
+
+    def _process(self, method: Basic.Deliver, props: BasicProperties, body: bytes) -> bool:
+        """Buffer the delivery's row or dead-letter it; False when storage failed (held)."""
         try:
             reading = wire.decode(body)
             if method.routing_key != reading.routing_key:
@@ -145,11 +176,14 @@ class PvSimDaemon(Daemon):
                     f"routing key does not match meter_id {reading.meter_id!r}"
                 )
         except wire.InvalidReading as exc:
-            self.rejected += 1
-            log.warning("rejected a message with routing key %r: %s", method.routing_key, exc)
-            self.consumer.reject(tag)
-            return
-        if self.files.write(reading, self.pv.power_w(reading.ts)):
+            self._dead_letter(method, props, body, str(exc))
+            return True
+        try:
+            added = self.files.write(reading, self.pv.power_w(reading.ts))
+        except OSError as exc:
+            self._storage_failed(exc)
+            return False
+        if added:
             self.rows += 1
             self._count_today(reading)
         else:
@@ -157,10 +191,117 @@ class PvSimDaemon(Daemon):
             log.debug("dropped a repeat of %s at %s", reading.meter_id, wire.format_ts(reading.ts))
         self.last_reading_us = reading.ts_us
         self._handled_in_session += 1
+        self._processed(method.delivery_tag)
+        return True
+
+    def _dead_letter(
+        self, method: Basic.Deliver, props: BasicProperties, body: bytes, reason: str
+    ) -> None:
+        self.rejected += 1
+        log.warning(
+            "invalid message with routing key %r sent to %s: %s",
+            method.routing_key,
+            self.config["broker"]["dead_letter_queue"],
+            reason,
+        )
+        tag = self.consumer.dead_letter(body, props, method.routing_key, reason)
+        self._dead_letters_unconfirmed.add(tag)
+        self._processed(method.delivery_tag)
+
+    def _on_dead_letter_confirmed(self, tag: int, multiple: bool, ok: bool) -> None:
+        if not ok:
+            self.consumer.fail("the broker refused a dead letter; the message is redelivered")
+            return
+        if multiple:
+            self._dead_letters_unconfirmed = {t for t in self._dead_letters_unconfirmed if t > tag}
+        else:
+            self._dead_letters_unconfirmed.discard(tag)
+        if not self._dead_letters_unconfirmed:
+            self.commit(force=True)
+            if self._draining:
+                self.consumer.pause()
+
+    def _processed(self, delivery_tag: int) -> None:
         self._unacked += 1
-        self._last_tag = tag
+        self._last_tag = delivery_tag
         if self._unacked >= self.ack_batch:
+            self.commit(force=True)
+
+    def commit(self, force: bool = False) -> None:
+        """Flush the buffered rows, then acknowledge every processed delivery."""
+        now = time.monotonic()
+        if not force and now - self._last_commit < self.flush_interval:
+            return
+        self._last_commit = now
+        if self._unacked == 0 or self.consumer is None:
+            return
+        if self._storage_error is not None and now < self._storage_retry_at:
+            return
+        try:
+            self.files.flush()
+        except OSError as exc:
+            self._storage_failed(exc)
+            return
+        self._storage_recovered()
+        if self._dead_letters_unconfirmed:
+            return  # acknowledged when the broker confirms the dead letters
+        self.consumer.ack_upto(self._last_tag)
+        self._unacked = 0
+
+    # --- storage failure episodes ------------------------------------------------------
+
+    def _storage_failed(self, exc: OSError) -> None:
+        if self._storage_error is None:
+            self._storage_failing_since = time.time()
+            log.error(
+                "cannot write CSV files under %s: %s; readings stay in the broker, "
+                "retrying every %g s",
+                self.files.directory,
+                exc,
+                STORAGE_RETRY_S,
+            )
+        self._storage_error = exc.strerror or str(exc)
+        self._storage_retry_at = time.monotonic() + STORAGE_RETRY_S
+
+    def _storage_recovered(self) -> None:
+        if self._storage_error is None:
+            return
+        lasted = time.time() - (self._storage_failing_since or time.time())
+        log.warning("CSV files writable again after %.0f s; resuming", lasted)
+        self._storage_error = None
+        self._storage_failing_since = None
+
+    def _retry_held(self) -> None:
+        """During a storage failure: retry the flush, then the held deliveries in order."""
+        if time.monotonic() < self._storage_retry_at:
+            return
+        self.commit(force=True)
+        while self._storage_error is None and self._held:
+            method, props, body = self._held[0]
+            if not self._process(method, props, body):
+                return
+            self._held.popleft()
+
+    def _forget_unacked(self) -> None:
+        """The broker redelivers what we did not acknowledge; drop our side of it."""
+        self.files.discard_unflushed()
+        self._unacked = 0
+        self._held.clear()
+        self._dead_letters_unconfirmed.clear()
+
+    # --- periodic work -----------------------------------------------------------------
+
+    def _tick(self) -> None:
+        self.heartbeat()
+        consumer = self.consumer
+        if consumer is None:
+            return
+        if self._storage_error is not None:
+            self._retry_held()
+        else:
             self.commit()
+        if self.signals.stop.is_set() and not self._draining:
+            consumer.pause()
 
     def _session_was_healthy(self) -> bool:
         """Handled readings, or lived longer than the longest backoff delay."""
@@ -169,45 +310,10 @@ class PvSimDaemon(Daemon):
 
     def _count_today(self, reading: wire.Reading) -> None:
         day = reading.ts.astimezone(self.tz).date().isoformat()
-        if day != self._day:
-            if day >= datetime.now(self.tz).date().isoformat():
-                self._day, self.rows_today = day, 0
+        if day != self._day and day >= datetime.now(self.tz).date().isoformat():
+            self._day, self.rows_today = day, 0
         if day == self._day:
             self.rows_today += 1
-
-    def commit(self) -> None:
-        """Flush the written rows, then acknowledge their messages (multiple=True)."""
-        self._last_commit = time.monotonic()
-        if self._unacked == 0 or self.consumer is None:
-            return
-        try:
-            self.files.flush()
-        except OSError as exc:
-            self._storage_error = str(exc)
-            log.error("cannot write CSV files: %s; readings stay in the broker", exc)
-            self._forget_unacked()
-            self.consumer.fail(f"cannot write CSV files ({exc.strerror or exc})")
-            return
-        if self._storage_error is not None:
-            log.warning("CSV files writable again")
-            self._storage_error = None
-        self.consumer.ack_upto(self._last_tag)
-        self._unacked = 0
-
-    def _forget_unacked(self) -> None:
-        """The broker redelivers what we did not acknowledge; drop our buffered rows."""
-        self.files.discard_unflushed()
-        self._unacked = 0
-
-    def _tick(self) -> None:
-        self.heartbeat()
-        consumer = self.consumer
-        if consumer is None:
-            return
-        if time.monotonic() - self._last_commit >= self.flush_interval:
-            self.commit()
-        if self.signals.stop.is_set() and not self._draining:
-            consumer.pause()
 
     def status(self) -> str:
         if self.consumer is not None and self.connected_since is not None:
@@ -220,10 +326,14 @@ class PvSimDaemon(Daemon):
         age = "none yet" if last is None else f"{time.time() - last / 1e6:.0f} s old"
         text = (
             f"{link}; {self.rows_today} rows today, {self.rows} since start, "
-            f"{self.duplicates} repeats dropped, {self.rejected} rejected; last reading {age}"
+            f"{self.duplicates} repeats dropped, {self.rejected} invalid; last reading {age}"
         )
-        if self._storage_error:
-            text = f"CSV WRITE FAILING ({self._storage_error}); " + text
+        if self._storage_error is not None:
+            since = _hhmmss(self._storage_failing_since or time.time())
+            text = (
+                f"CSV WRITES FAILING since {since} ({self._storage_error}), "
+                f"{self._unacked + len(self._held)} readings waiting; " + text
+            )
         return text
 
 

@@ -15,6 +15,14 @@ SCHEMA: c.Schema = {
     "broker": broker.schema(
         queue=c.Option(broker.queue_name, "pvsimd.readings", "durable queue of readings"),
         prefetch=c.Option(c.integer(1, 65535), "1000", "unacknowledged deliveries at most"),
+        dead_letter_queue=c.Option(
+            broker.queue_name,
+            "pvsimd.readings.invalid",
+            "where invalid messages go, the reason in a header",
+        ),
+        delivery_limit=c.Option(
+            c.integer(1, 1000), "20", "deliveries of one message before the broker dead-letters it"
+        ),
     ),
     "output": {
         "directory": c.Option(c.path, "/var/lib/pvsimd", "CSV files go to <this>/<meter>/"),

@@ -7,7 +7,7 @@ import json
 import pika
 import pytest
 
-from tests.support.daemons import publish_raw, queue_depth
+from tests.support.daemons import drain_queue, publish_raw, queue_depth
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ BAD = [
 ]
 
 
-def test_bad_messages_are_rejected_and_valid_ones_still_written(site):
+def test_bad_messages_go_to_the_dead_letter_queue_and_valid_ones_are_written(site):
     pvsimd = site.start_pvsimd()
     wait_until(lambda: "ready" in pvsimd.log(), timeout=20)
     for routing_key, body in BAD:
@@ -54,11 +54,22 @@ def test_bad_messages_are_rejected_and_valid_ones_still_written(site):
     )
     wait_until(lambda: len(site.rows("house-a")) == 1, timeout=20, message="the valid row")
     wait_until(
-        lambda: pvsimd.log().count("rejected a message") == len(BAD),
+        lambda: pvsimd.log().count("invalid message") == len(BAD),
         timeout=20,
         message="one log line per bad message",
     )
     wait_until(lambda: queue_depth(site.broker_url, site.queue) == 0, timeout=10)
+    dead: list = []
+    wait_until(
+        lambda: dead.extend(drain_queue(site.broker_url, site.dead_letter_queue))
+        or len(dead) >= len(BAD),
+        timeout=10,
+        message="every bad message in the dead-letter queue",
+    )
+    assert sorted(body for _, body in dead) == sorted(body for _, body in BAD)
+    for props, body in dead:
+        assert props.headers["x-pvsim-reason"], body
+        assert props.headers["x-pvsim-routing-key"].startswith("reading.")
     assert pvsimd.running()
     row = site.rows("house-a")[0]
     assert row["timestamp"] == "2026-11-24T11:00:00+01:00"

@@ -100,6 +100,10 @@ class Site:
     processes: list[DaemonProcess] = field(default_factory=list)
 
     @property
+    def dead_letter_queue(self) -> str:
+        return self.queue + ".invalid"
+
+    @property
     def output(self) -> Path:
         return self.root / "csv"
 
@@ -114,6 +118,7 @@ class Site:
                 "url": self.daemon_url or self.broker_url,
                 "exchange": self.exchange,
                 "queue": self.queue,
+                "dead_letter_queue": self.dead_letter_queue,
                 "retry_initial": 0.2,
                 "retry_max": 1,
             },
@@ -180,7 +185,11 @@ class Site:
     def cleanup(self) -> None:
         for proc in self.processes:
             proc.kill()
-        delete_broker_objects(self.broker_url, exchanges=[self.exchange], queues=[self.queue])
+        delete_broker_objects(
+            self.broker_url,
+            exchanges=[self.exchange],
+            queues=[self.queue, self.dead_letter_queue],
+        )
 
 
 def delete_broker_objects(url: str, exchanges: list[str], queues: list[str]) -> None:
@@ -211,6 +220,21 @@ def publish_raw(
         ch = conn.channel()
         ch.confirm_delivery()
         ch.basic_publish(exchange, routing_key, body, properties or pika.BasicProperties())
+    finally:
+        conn.close()
+
+
+def drain_queue(url: str, queue: str) -> list[tuple[pika.BasicProperties, bytes]]:
+    """Take every message off a queue (e.g. the dead letters) and return them."""
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    messages = []
+    try:
+        ch = conn.channel()
+        while True:
+            method, props, body = ch.basic_get(queue, auto_ack=True)
+            if method is None:
+                return messages
+            messages.append((props, body))
     finally:
         conn.close()
 
