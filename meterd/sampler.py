@@ -55,7 +55,7 @@ class Sampler:
             return wire.encode(wire.Reading(self.meter_id, ts, power, seq))
 
         try:
-            seq = self.spool.append(body)
+            seq = self.spool.append(body, ts_us / 1_000_000)
         except OSError as exc:
             if not self._storage_failing:
                 log.error("cannot record readings in the spool: %s", exc)

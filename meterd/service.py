@@ -33,7 +33,13 @@ class MeterDaemon(Daemon):
         self.meter_id: str = meter["id"]
         self.broker = BrokerSettings.from_section(self.config["broker"])
         self.state_dir = meter["state_directory"] / self.meter_id
-        self.spool = Spool(self.state_dir / "spool", fsync=self.config["spool"]["fsync"])
+        spool = self.config["spool"]
+        self.spool = Spool(
+            self.state_dir / "spool",
+            fsync=spool["fsync"],
+            max_bytes=spool["max_bytes"],
+            max_age=spool["max_age"],
+        )
         seed = meter["seed"] if meter["seed"] is not None else int.from_bytes(os.urandom(8))
         self.sampler = Sampler(
             self.meter_id,
@@ -164,10 +170,13 @@ class MeterDaemon(Daemon):
             link = "connecting"
         last = self.sampler.last_ts_us
         age = "none yet" if last is None else f"{time.time() - last / 1e6:.0f} s ago"
-        return (
+        text = (
             f"{link}; {self.sampler.recorded} readings sampled, {self.published} published, "
             f"backlog {self.spool.backlog}; last reading {age}"
         )
+        if self.spool.dropped:
+            text = f"SPOOL FULL: {self.spool.dropped} readings dropped; " + text
+        return text
 
 
 def _hhmmss(epoch: float) -> str:

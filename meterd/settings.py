@@ -37,6 +37,12 @@ SCHEMA: c.Schema = {
     ),
     "spool": {
         "fsync": c.Option(c.boolean, "yes", "fsync each reading before it is published"),
+        "max_bytes": c.Option(
+            c.size(4096), "32M", "unpublished readings kept at most, in bytes (K, M, G)"
+        ),
+        "max_age": c.Option(
+            c.duration(1), "7d", "unpublished readings older than this are dropped (s, m, h, d)"
+        ),
     },
     "logging": logging_schema(),
 }

@@ -13,10 +13,16 @@ name of an empty newest segment).  A torn or corrupt record, as a power cut may 
 is skipped with a warning; a torn tail is cut off.  Segments whose records are all
 confirmed are deleted.  A lost ``confirmed`` file only means readings are published
 again, and pvsimd drops repeats.
+
+Bounds: when the unconfirmed readings take more than ``max_bytes`` or the oldest is
+older than ``max_age`` seconds, the oldest are dropped (counted in :attr:`dropped`) and a
+WARNING names their seq ranges, at once and then at most every
+:data:`DROP_REPORT_INTERVAL` seconds while the spool stays full.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -27,10 +33,13 @@ from collections.abc import Callable
 from itertools import islice
 from pathlib import Path
 
+from pvsim import wire
+
 log = logging.getLogger("meterd.spool")
 
 _PREFIX = "seg-"
 _SUFFIX = ".log"
+DROP_REPORT_INTERVAL = 10.0
 
 
 def _segment_name(first_seq: int) -> str:
@@ -62,13 +71,24 @@ class Spool:
         fsync: bool = True,
         segment_records: int = 10_000,
         watermark_interval: float = 1.0,
+        max_bytes: int | None = None,
+        max_age: float | None = None,
+        clock: Callable[[], float] = time.time,
     ):
         self.directory = Path(directory)
         self.fsync = fsync
         self.segment_records = segment_records
         self.watermark_interval = watermark_interval
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        self.clock = clock
         self._lock = threading.Lock()
         self._pending: deque[tuple[int, bytes]] = deque()
+        self._pending_meta: deque[tuple[float, int]] = deque()  # (reading time, record size)
+        self._pending_bytes = 0
+        self.dropped = 0
+        self._drop_report: list[list[int]] = []  # seq ranges dropped, not yet logged
+        self._drop_reported_at = float("-inf")
         self._segments: list[int] = []  # first seq of each segment, ascending
         self._fd: int | None = None
         self._active_count = 0
@@ -101,6 +121,8 @@ class Spool:
         else:
             self._fd = os.open(self._path(self._segments[-1]), os.O_WRONLY | os.O_APPEND)
         self._drop_confirmed_segments(force_save=False)
+        with self._lock:
+            self._enforce_bounds()
         if self._pending:
             log.info(
                 "spool: %d readings waiting to be published (seq %d..%d)",
@@ -148,7 +170,7 @@ class Spool:
             count += 1
             last_seq = seq
             if seq > self._confirmed:
-                self._pending.append((seq, body))
+                self._push(seq, body, _reading_time(body), len(line) + 1)
         return count, last_seq
 
     # --- writing -----------------------------------------------------------------------
@@ -172,8 +194,9 @@ class Spool:
         finally:
             os.close(fd)
 
-    def append(self, make_body: Callable[[int], bytes]) -> int:
-        """Record a reading; ``make_body(seq)`` builds its body.  Returns the seq assigned."""
+    def append(self, make_body: Callable[[int], bytes], ts: float | None = None) -> int:
+        """Record a reading taken at ``ts`` (epoch seconds; now when None);
+        ``make_body(seq)`` builds its body.  Returns the seq assigned."""
         with self._lock:
             seq = self._next_seq
             body = make_body(seq)
@@ -192,8 +215,60 @@ class Spool:
                 raise
             self._active_count += 1
             self._next_seq = seq + 1
-            self._pending.append((seq, body))
+            self._push(seq, body, self.clock() if ts is None else ts, len(record))
+            self._enforce_bounds()
             return seq
+
+    def _push(self, seq: int, body: bytes, ts: float, size: int) -> None:
+        self._pending.append((seq, body))
+        self._pending_meta.append((ts, size))
+        self._pending_bytes += size
+
+    def _pop_oldest(self) -> int:
+        seq, _body = self._pending.popleft()
+        _ts, size = self._pending_meta.popleft()
+        self._pending_bytes -= size
+        return seq
+
+    def _over_bounds(self) -> bool:
+        if not self._pending:
+            return False
+        if self.max_bytes is not None and self._pending_bytes > self.max_bytes:
+            return True
+        return self.max_age is not None and self.clock() - self._pending_meta[0][0] > self.max_age
+
+    def _enforce_bounds(self) -> None:
+        """Drop the oldest readings while the spool is over its bounds (lock held)."""
+        dropped_upto = None
+        while self._over_bounds() and len(self._pending) > 1:
+            seq = self._pop_oldest()
+            self.dropped += 1
+            dropped_upto = seq
+            if self._drop_report and self._drop_report[-1][1] == seq - 1:
+                self._drop_report[-1][1] = seq
+            else:
+                self._drop_report.append([seq, seq])
+        if dropped_upto is not None and dropped_upto > self._confirmed:
+            self._confirmed = dropped_upto
+            self._drop_confirmed_segments(force_save=True)
+        if self._drop_report and (
+            time.monotonic() - self._drop_reported_at >= DROP_REPORT_INTERVAL
+        ):
+            self._report_drops()
+
+    def _report_drops(self) -> None:
+        ranges = ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in self._drop_report)
+        count = sum(b - a + 1 for a, b in self._drop_report)
+        log.warning(
+            "spool full (max_bytes %s, max_age %s s): dropped the %d oldest unpublished "
+            "readings, seq %s",
+            self.max_bytes,
+            self.max_age,
+            count,
+            ranges,
+        )
+        self._drop_report.clear()
+        self._drop_reported_at = time.monotonic()
 
     # --- reading and confirming --------------------------------------------------------
 
@@ -202,7 +277,11 @@ class Spool:
         with self._lock:
             if not self._pending:
                 return []
-            start = max(0, seq - self._pending[0][0])
+            # seqs ascend, with gaps only where a corrupt record was skipped: the first
+            # record >= seq is at this index or, after gaps, a little before it
+            start = min(max(0, seq - self._pending[0][0]), len(self._pending))
+            while start > 0 and self._pending[start - 1][0] >= seq:
+                start -= 1
             return list(islice(self._pending, start, start + limit))
 
     def confirm(self, upto_seq: int) -> None:
@@ -212,7 +291,7 @@ class Spool:
                 return
             self._confirmed = upto_seq
             while self._pending and self._pending[0][0] <= upto_seq:
-                self._pending.popleft()
+                self._pop_oldest()
             if time.monotonic() - self._saved_at >= self.watermark_interval:
                 self._save_watermark(durable=False)
             self._drop_confirmed_segments(force_save=True)
@@ -253,6 +332,10 @@ class Spool:
         return len(self._pending)
 
     @property
+    def backlog_bytes(self) -> int:
+        return self._pending_bytes
+
+    @property
     def next_seq(self) -> int:
         return self._next_seq
 
@@ -266,9 +349,19 @@ class Spool:
 
     def close(self) -> None:
         with self._lock:
+            if self._drop_report:
+                self._report_drops()
             if self._fd is None:
                 return
             if self._confirmed != self._saved_confirmed:
                 self._save_watermark(durable=True)
             os.close(self._fd)
             self._fd = None
+
+
+def _reading_time(body: bytes) -> float:
+    """The reading's timestamp (epoch seconds) from its body; now if unreadable."""
+    try:
+        return wire.parse_ts(json.loads(body)["ts"]).timestamp()
+    except (ValueError, KeyError, TypeError):
+        return time.time()
