@@ -32,11 +32,13 @@ def syslog_priority(levelno: int) -> int:
 
 
 class JournalFormatter(logging.Formatter):
-    """``<priority>name: message``; tracebacks (bugs only) are folded into one entry."""
+    """``<priority>name: message``; each further line of a traceback (bugs only) is
+    indented and carries the priority too: journald makes every line an entry of its own,
+    and a line without a prefix would be logged at the default level (info)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record).replace("\n", "\n  ")
-        return f"<{syslog_priority(record.levelno)}>{text}"
+        prefix = f"<{syslog_priority(record.levelno)}>"
+        return prefix + super().format(record).replace("\n", f"\n{prefix}  ")
 
 
 def stderr_is_journal(stream: TextIO = sys.stderr) -> bool:

@@ -11,10 +11,10 @@ interruptible and keep calling ``idle`` (the daemons feed the watchdog there).
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import TypeVar
 
 import tenacity
@@ -47,12 +47,20 @@ class ReconnectPolicy:
         self.what = what
         self.setbacks = 0  # failed attempts and early losses since the last healthy session
         self.retrying_since: float | None = None  # wall clock of the first failure
-        self._wait = tenacity.wait_exponential_jitter(initial=initial, max=maximum, jitter=initial)
         self._pending_delay = 0.0
 
     def delay(self, failures: int) -> float:
-        """Seconds to wait after ``failures`` failures in a row (tenacity's formula)."""
-        return self._wait(SimpleNamespace(attempt_number=failures))
+        """Seconds to wait after ``failures`` failures in a row: ``initial``, doubling with
+        each failure, plus up to ``initial`` of random jitter; ``maximum`` at most.
+
+        (tenacity's wait_exponential_jitter formula, computed here because its ``initial``
+        argument is deprecated in tenacity 9 and its replacement unknown to tenacity 8.)
+        """
+        try:
+            base = self.initial * 2.0 ** (failures - 1)
+        except OverflowError:
+            base = self.maximum
+        return max(0.0, min(base + random.uniform(0, self.initial), self.maximum))
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -110,8 +118,14 @@ class ReconnectPolicy:
         )
         if self.stop.is_set():
             return None
+
+        def guarded() -> T:
+            if self.stop.is_set():  # stop requested during the backoff: no further attempt
+                raise BrokerUnavailable("stop requested")
+            return attempt()
+
         try:
-            result = retrying(attempt)
+            result = retrying(guarded)
         except BrokerUnavailable:
             return None  # stop requested while retrying
         self.retrying_since = None

@@ -28,7 +28,8 @@ MAX_SEQ = 2**63 - 1
 METER_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TS_RE = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+    r"(?:([Zz])|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,  # digits are 0-9 only, not any Unicode digit
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -97,7 +98,7 @@ def parse_ts(text: str) -> datetime:
             tz = UTC
         else:
             offset = timedelta(hours=int(oh), minutes=int(om))
-            if offset >= timedelta(hours=24):
+            if offset >= timedelta(hours=24) or int(om) > 59:
                 raise ValueError("offset out of range")
             tz = UTC if not offset else timezone(-offset if sign == "-" else offset)
         local = datetime(

@@ -46,7 +46,8 @@ def test_reference_config_sets_every_key_after_a_comment(daemon):
         if m := re.fullmatch(r"\[(\w+)\]", line):
             section = m.group(1)
         elif m := re.match(r"(\w+) =", line):
-            assert lines[i - 1].startswith("#"), f"{path.name}: [{section}] {m.group(1)} uncommented"
+            where = f"{path.name}: [{section}] {m.group(1)}"
+            assert lines[i - 1].startswith("#"), f"{where} has no comment"
             seen.add((section, m.group(1)))
     expected = {(s, k) for s, k, _ in c.describe(DAEMONS[daemon])}
     assert seen == expected

@@ -1,0 +1,518 @@
+"""CSV day files: one per meter and local day, header once, one row per reading, no torn lines."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import io
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from freezegun import freeze_time
+
+from pvsim import wire
+from pvsimd import day_files
+from pvsimd.day_files import HEADER, DayFiles
+
+BERLIN = ZoneInfo("Europe/Berlin")
+KOLKATA = ZoneInfo("Asia/Kolkata")
+ADELAIDE = ZoneInfo("Australia/Adelaide")
+HEADER_LINE = "timestamp,meter_id,meter_w,pv_w,sum_w,seq"
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+def reading(ts: datetime, meter: str = "house-a", power: float = 1234.5, seq: int | None = 1):
+    return wire.Reading(meter, ts.astimezone(UTC), power, seq)
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(path.read_text())))
+
+
+def lines(path: Path) -> list[str]:
+    return path.read_text().splitlines()
+
+
+@pytest.fixture
+def files(tmp_path):
+    files = DayFiles(tmp_path, BERLIN, fsync=False)
+    yield files
+    files.close()
+
+
+def write_all(files: DayFiles, readings, pv_w: float = 100.0) -> list[bool]:
+    results = [files.write(r, pv_w) for r in readings]
+    files.flush()
+    return results
+
+
+# --- paths and rows ---------------------------------------------------------------------------
+
+
+def test_path_is_directory_meter_local_day(files, tmp_path):
+    assert files.path_for("house-a", utc(2026, 11, 24, 10)) == tmp_path / "house-a/2026-11-24.csv"
+    # 23:30 UTC is already the next day in Berlin
+    assert files.path_for("house-a", utc(2026, 11, 24, 23, 30)) == (
+        tmp_path / "house-a/2026-11-25.csv"
+    )
+
+
+def test_first_write_creates_the_file_with_header_and_row(files, tmp_path):
+    assert write_all(files, [reading(utc(2026, 11, 24, 10), seq=42)], pv_w=765.4) == [True]
+    assert lines(tmp_path / "house-a/2026-11-24.csv") == [
+        HEADER_LINE,
+        "2026-11-24T11:00:00+01:00,house-a,1234.5,765.4,1999.9,42",
+    ]
+
+
+def test_header_is_exactly_the_documented_one():
+    assert HEADER == b"timestamp,meter_id,meter_w,pv_w,sum_w,seq\n"
+
+
+def test_row_without_seq_has_empty_seq_column(files, tmp_path):
+    write_all(files, [reading(utc(2026, 11, 24, 10), seq=None)])
+    assert lines(tmp_path / "house-a/2026-11-24.csv")[1].endswith(",1334.5,")
+
+
+def test_sum_is_meter_plus_pv_as_written(files, tmp_path):
+    powers = [0.0, 0.1, 0.2, 1234.5, 8999.9, 9000.0, 333.3, 0.05, 1e-9]
+    pvs = [0.0, 0.2, 0.1, 3300.0, 0.1, 4000.0, 666.7, 0.15, 2.25]
+    for k, (p, pv) in enumerate(zip(powers, pvs, strict=True)):
+        files.write(reading(utc(2026, 11, 24, 10) + timedelta(seconds=k), power=p), pv)
+    files.flush()
+    got = rows(tmp_path / "house-a/2026-11-24.csv")
+    assert len(got) == len(powers)
+    for row in got:
+        assert Decimal(row["sum_w"]) == Decimal(row["meter_w"]) + Decimal(row["pv_w"])
+        assert len(row["meter_w"].split(".")[1]) == 1  # one decimal, as written
+
+
+def test_timestamp_keeps_milliseconds(files, tmp_path):
+    write_all(files, [reading(utc(2026, 11, 24, 10, 0, 0, 20_000))])
+    assert lines(tmp_path / "house-a/2026-11-24.csv")[1].startswith(
+        "2026-11-24T11:00:00.020+01:00,"
+    )
+
+
+def test_summer_rows_carry_the_summer_offset(files, tmp_path):
+    write_all(files, [reading(utc(2026, 7, 1, 10))])
+    assert lines(tmp_path / "house-a/2026-07-01.csv")[1].startswith("2026-07-01T12:00:00+02:00,")
+
+
+def test_meters_get_their_own_folders(files, tmp_path):
+    write_all(files, [reading(utc(2026, 11, 24, 10), meter=m) for m in ("house-a", "house-b")])
+    assert (tmp_path / "house-a/2026-11-24.csv").exists()
+    assert rows(tmp_path / "house-b/2026-11-24.csv")[0]["meter_id"] == "house-b"
+
+
+# --- the header exactly once -----------------------------------------------------------------
+
+
+def test_header_once_across_flushes(files, tmp_path):
+    write_all(files, [reading(utc(2026, 11, 24, 10))])
+    write_all(files, [reading(utc(2026, 11, 24, 10, 0, 10))])
+    got = lines(tmp_path / "house-a/2026-11-24.csv")
+    assert got.count(HEADER_LINE) == 1 and len(got) == 3
+
+
+def test_header_once_after_restart(tmp_path):
+    first = DayFiles(tmp_path, BERLIN, fsync=False)
+    write_all(first, [reading(utc(2026, 11, 24, 10))])
+    first.close()
+    second = DayFiles(tmp_path, BERLIN, fsync=False)
+    write_all(second, [reading(utc(2026, 11, 24, 10, 0, 10))])
+    second.close()
+    got = lines(tmp_path / "house-a/2026-11-24.csv")
+    assert got[0] == HEADER_LINE
+    assert got.count(HEADER_LINE) == 1 and len(got) == 3
+
+
+def test_empty_existing_file_gets_a_header(tmp_path):
+    path = tmp_path / "house-a/2026-11-24.csv"
+    path.parent.mkdir()
+    path.write_bytes(b"")
+    files = DayFiles(tmp_path, BERLIN, fsync=False)
+    write_all(files, [reading(utc(2026, 11, 24, 10))])
+    files.close()
+    assert lines(path)[0] == HEADER_LINE and len(lines(path)) == 2
+
+
+# --- one row per reading ---------------------------------------------------------------------
+
+
+def test_duplicate_reading_is_not_written_twice(files, tmp_path):
+    r = reading(utc(2026, 11, 24, 10))
+    assert files.write(r, 10.0) is True
+    assert files.write(r, 10.0) is False  # still buffered
+    files.flush()
+    assert files.write(r, 10.0) is False  # already on disk
+    files.flush()
+    assert len(rows(tmp_path / "house-a/2026-11-24.csv")) == 1
+
+
+def test_duplicate_is_by_meter_and_time_not_by_seq_or_power(files, tmp_path):
+    files.write(reading(utc(2026, 11, 24, 10), power=1.0, seq=1), 10.0)
+    assert files.write(reading(utc(2026, 11, 24, 10), power=2.0, seq=99), 10.0) is False
+    assert files.write(reading(utc(2026, 11, 24, 10), meter="house-b"), 10.0) is True
+
+
+def test_same_instant_written_with_another_offset_is_a_duplicate(files):
+    files.write(reading(utc(2026, 11, 24, 10)), 10.0)
+    same = wire.decode(b'{"v":1,"meter_id":"house-a","ts":"2026-11-24T11:00:00+01:00","power_w":5}')
+    assert files.write(same, 10.0) is False
+
+
+def test_duplicate_after_restart_is_not_written(tmp_path):
+    first = DayFiles(tmp_path, BERLIN, fsync=False)
+    write_all(first, [reading(utc(2026, 11, 24, 10, 0, s)) for s in (0, 10, 20)])
+    first.close()
+    second = DayFiles(tmp_path, BERLIN, fsync=False)
+    assert second.write(reading(utc(2026, 11, 24, 10, 0, 20)), 1.0) is False  # the newest
+    assert second.write(reading(utc(2026, 11, 24, 10, 0, 0)), 1.0) is False  # an older one
+    assert second.write(reading(utc(2026, 11, 24, 10, 0, 30)), 1.0) is True
+    second.close()
+    assert len(rows(tmp_path / "house-a/2026-11-24.csv")) == 4
+
+
+def test_duplicate_arriving_out_of_order_is_not_written(files, tmp_path):
+    times = [utc(2026, 11, 24, 10, 0, s) for s in (0, 10, 20, 30)]
+    write_all(files, [reading(t) for t in times])
+    assert files.write(reading(times[1]), 1.0) is False  # older than the newest, and known
+    assert files.write(reading(utc(2026, 11, 24, 10, 0, 15)), 1.0) is True  # older, but new
+    assert files.write(reading(utc(2026, 11, 24, 10, 0, 15)), 1.0) is False
+    files.flush()
+    got = [row["timestamp"] for row in rows(tmp_path / "house-a/2026-11-24.csv")]
+    assert len(got) == 5 and len(set(got)) == 5
+
+
+def test_duplicate_out_of_order_after_restart_is_not_written(tmp_path):
+    first = DayFiles(tmp_path, BERLIN, fsync=False)
+    write_all(first, [reading(utc(2026, 11, 24, 10, 0, s)) for s in (0, 10, 20)])
+    first.close()
+    second = DayFiles(tmp_path, BERLIN, fsync=False)
+    write_all(second, [reading(utc(2026, 11, 24, 10, 0, 30))])
+    assert second.write(reading(utc(2026, 11, 24, 10, 0, 10)), 1.0) is False
+    second.close()
+    assert len(rows(tmp_path / "house-a/2026-11-24.csv")) == 4
+
+
+# --- crashes and failures --------------------------------------------------------------------
+
+
+def test_torn_last_line_is_cut_off_on_reopen(tmp_path, caplog):
+    first = DayFiles(tmp_path, BERLIN, fsync=False)
+    write_all(first, [reading(utc(2026, 11, 24, 10, 0, s)) for s in (0, 10)])
+    first.close()
+    path = tmp_path / "house-a/2026-11-24.csv"
+    complete = path.read_bytes()
+    with open(path, "ab") as fh:
+        fh.write(b"2026-11-24T11:00:20+01:00,house-a,12")  # a crash mid-row
+
+    second = DayFiles(tmp_path, BERLIN, fsync=False)
+    assert second.write(reading(utc(2026, 11, 24, 10, 0, 20)), 100.0) is True
+    second.flush()
+    second.close()
+    assert path.read_bytes().startswith(complete)
+    got = lines(path)
+    assert len(got) == 4
+    assert got[3] == "2026-11-24T11:00:20+01:00,house-a,1234.5,100.0,1334.5,1"
+    assert "torn" in caplog.text
+
+
+def test_torn_header_is_replaced_by_a_whole_one(tmp_path):
+    path = tmp_path / "house-a/2026-11-24.csv"
+    path.parent.mkdir()
+    path.write_bytes(b"timestamp,meter")
+    files = DayFiles(tmp_path, BERLIN, fsync=False)
+    write_all(files, [reading(utc(2026, 11, 24, 10))])
+    files.close()
+    assert lines(path)[0] == HEADER_LINE and len(lines(path)) == 2
+
+
+def test_repeat_of_the_torn_row_is_written_once_after_reopen(tmp_path):
+    first = DayFiles(tmp_path, BERLIN, fsync=False)
+    write_all(first, [reading(utc(2026, 11, 24, 10))])
+    first.close()
+    path = tmp_path / "house-a/2026-11-24.csv"
+    with open(path, "ab") as fh:
+        fh.write(b"2026-11-24T11:00:10+01:00,house-a,1234.5,100.0,1334.5")  # no newline
+
+    second = DayFiles(tmp_path, BERLIN, fsync=False)
+    assert second.write(reading(utc(2026, 11, 24, 10, 0, 10)), 100.0) is True
+    second.close()
+    assert [row["timestamp"] for row in rows(path)] == [
+        "2026-11-24T11:00:00+01:00",
+        "2026-11-24T11:00:10+01:00",
+    ]
+
+
+def test_failed_flush_leaves_only_complete_lines_and_raises(tmp_path, monkeypatch):
+    files = DayFiles(tmp_path, BERLIN, fsync=False)
+    write_all(files, [reading(utc(2026, 11, 24, 10))])
+    path = tmp_path / "house-a/2026-11-24.csv"
+    before = path.read_bytes()
+
+    for s in (10, 20, 30):
+        files.write(reading(utc(2026, 11, 24, 10, 0, s)), 1.0)
+    real_write = day_files.os.write
+    calls = []
+
+    def write(fd, data):
+        calls.append(1)
+        if len(calls) == 1:
+            return real_write(fd, bytes(data)[: len(data) // 2])  # half a batch...
+        raise OSError(errno.ENOSPC, "No space left on device")  # ...then the disk is full
+
+    monkeypatch.setattr(day_files.os, "write", write)
+    with pytest.raises(OSError) as info:
+        files.flush()
+    assert info.value.errno == errno.ENOSPC
+    assert path.read_bytes() == before  # rolled back to the last complete row
+    with pytest.raises(OSError):
+        files.flush()  # still full: still nothing half-written
+    assert path.read_bytes() == before
+
+    monkeypatch.undo()  # space again: the buffered rows are written by the next flush
+    files.flush()
+    got = lines(path)
+    assert got[0] == HEADER_LINE and got.count(HEADER_LINE) == 1
+    assert [line[:25] for line in got[1:]] == [
+        "2026-11-24T11:00:00+01:00",
+        "2026-11-24T11:00:10+01:00",
+        "2026-11-24T11:00:20+01:00",
+        "2026-11-24T11:00:30+01:00",
+    ]
+    # a redelivery of a reading held during the failure is still one row
+    assert files.write(reading(utc(2026, 11, 24, 10, 0, 20)), 1.0) is False
+    files.close()
+    assert len(lines(path)) == 5
+
+
+def test_failed_flush_of_a_new_file_leaves_no_half_header(tmp_path, monkeypatch):
+    files = DayFiles(tmp_path, BERLIN, fsync=False)
+    files.write(reading(utc(2026, 11, 24, 10)), 1.0)
+    real_write = day_files.os.write
+
+    def write(fd, data):
+        real_write(fd, bytes(data)[:20])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(day_files.os, "write", write)
+    with pytest.raises(OSError):
+        files.flush()
+    monkeypatch.undo()
+    path = tmp_path / "house-a/2026-11-24.csv"
+    assert path.read_bytes() == b""
+    files.close()
+    assert lines(path) == [HEADER_LINE, "2026-11-24T11:00:00+01:00,house-a,1234.5,1.0,1235.5,1"]
+
+
+def test_failed_flush_of_one_file_still_writes_the_others(tmp_path, monkeypatch):
+    files = DayFiles(tmp_path, BERLIN, fsync=False)
+    write_all(files, [reading(utc(2026, 11, 24, 10), meter=m) for m in ("house-a", "house-b")])
+    files.write(reading(utc(2026, 11, 24, 10, 0, 10), meter="house-a"), 1.0)
+    files.write(reading(utc(2026, 11, 24, 10, 0, 10), meter="house-b"), 1.0)
+    real_write = day_files.os.write
+    calls = []
+
+    def write(fd, data):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.EIO, "Input/output error")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(day_files.os, "write", write)
+    with pytest.raises(OSError):
+        files.flush()
+    counts = sorted(len(rows(tmp_path / m / "2026-11-24.csv")) for m in ("house-a", "house-b"))
+    assert counts == [1, 2]  # one file failed, the other got its row
+    files.flush()
+    files.close()
+    for meter in ("house-a", "house-b"):
+        assert len(rows(tmp_path / meter / "2026-11-24.csv")) == 2
+
+
+def test_discard_unflushed_forgets_buffered_rows(files, tmp_path):
+    write_all(files, [reading(utc(2026, 11, 24, 10))])
+    files.write(reading(utc(2026, 11, 24, 10, 0, 10)), 1.0)
+    files.discard_unflushed()
+    files.flush()
+    assert len(rows(tmp_path / "house-a/2026-11-24.csv")) == 1
+    assert files.write(reading(utc(2026, 11, 24, 10, 0, 10)), 1.0) is True  # not a repeat
+
+
+# --- open files ------------------------------------------------------------------------------
+
+
+def test_max_open_2_with_3_meters_writes_every_row(tmp_path):
+    files = DayFiles(tmp_path, BERLIN, fsync=False, max_open=2)
+    meters = ["house-a", "house-b", "house-c"]
+    for k in range(30):
+        for meter in meters:
+            assert files.write(reading(utc(2026, 11, 24, 10, 0, k), meter=meter, seq=k), 1.0)
+            files.flush()  # as the consumer does between deliveries
+            assert files.open_files <= 2
+    # repeats are still recognised after their file was closed and reopened
+    for meter in meters:
+        assert files.write(reading(utc(2026, 11, 24, 10, 0, 5), meter=meter), 1.0) is False
+    files.close()
+    for meter in meters:
+        path = tmp_path / meter / "2026-11-24.csv"
+        assert [int(row["seq"]) for row in rows(path)] == list(range(30))
+        assert lines(path).count(HEADER_LINE) == 1
+
+
+def test_files_with_buffered_rows_stay_open_until_flushed(tmp_path):
+    files = DayFiles(tmp_path, BERLIN, fsync=False, max_open=2)
+    for meter in ("house-a", "house-b", "house-c"):
+        files.write(reading(utc(2026, 11, 24, 10), meter=meter), 1.0)
+    assert files.open_files == 3  # none could be closed without losing rows
+    files.flush()
+    files.write(reading(utc(2026, 11, 24, 10), meter="house-d"), 1.0)
+    assert files.open_files == 2  # back within the limit once clean files can be closed
+    files.close()
+    for meter in ("house-a", "house-b", "house-c", "house-d"):
+        assert len(rows(tmp_path / meter / "2026-11-24.csv")) == 1
+
+
+def test_close_flushes_buffered_rows(tmp_path):
+    files = DayFiles(tmp_path, BERLIN, fsync=False)
+    files.write(reading(utc(2026, 11, 24, 10)), 1.0)
+    files.close()
+    assert len(rows(tmp_path / "house-a/2026-11-24.csv")) == 1
+
+
+def test_fsync_batch_writes_the_same_rows(tmp_path):
+    files = DayFiles(tmp_path, BERLIN, fsync=True)
+    write_all(files, [reading(utc(2026, 11, 24, 10))])
+    files.close()
+    assert len(rows(tmp_path / "house-a/2026-11-24.csv")) == 1
+
+
+# --- which day: local midnight, daylight saving time, half-hour zones -----------------------
+
+
+def every_10s(start: datetime, end: datetime):
+    t = start
+    while t < end:
+        yield reading(t, seq=None)
+        t += timedelta(seconds=10)
+
+
+def test_local_midnight_splits_the_files(files, tmp_path):
+    write_all(files, every_10s(utc(2026, 11, 24, 22, 59, 50), utc(2026, 11, 24, 23, 0, 10)))
+    assert lines(tmp_path / "house-a/2026-11-24.csv")[1:] == [
+        "2026-11-24T23:59:50+01:00,house-a,1234.5,100.0,1334.5,"
+    ]
+    assert [row["timestamp"] for row in rows(tmp_path / "house-a/2026-11-25.csv")] == [
+        "2026-11-25T00:00:00+01:00"
+    ]
+
+
+def test_reading_before_midnight_arriving_after_midnight_goes_to_its_day(tmp_path):
+    files = DayFiles(tmp_path, BERLIN, fsync=False)
+    with freeze_time("2026-11-24T23:00:20Z"):  # 00:00:20 local: the next day already
+        write_all(files, [reading(datetime(2026, 11, 24, 23, 59, 55, tzinfo=BERLIN))])
+        files.close()
+    assert [row["timestamp"] for row in rows(tmp_path / "house-a/2026-11-24.csv")] == [
+        "2026-11-24T23:59:55+01:00"
+    ]
+    assert not (tmp_path / "house-a/2026-11-25.csv").exists()
+
+
+def test_spring_forward_day_holds_23_hours(files, tmp_path):
+    # 2026-03-29 in Berlin: 02:00 CET becomes 03:00 CEST
+    write_all(files, every_10s(utc(2026, 3, 28, 22), utc(2026, 3, 29, 23)))
+    got = [row["timestamp"] for row in rows(tmp_path / "house-a/2026-03-29.csv")]
+    assert len(got) == 23 * 360 == 8280
+    assert got[0] == "2026-03-29T00:00:00+01:00"
+    assert "2026-03-29T01:59:50+01:00" in got
+    assert "2026-03-29T03:00:00+02:00" in got
+    assert not any(ts.startswith("2026-03-29T02:") for ts in got)
+    assert got[-1] == "2026-03-29T23:59:50+02:00"
+    assert len(rows(tmp_path / "house-a/2026-03-28.csv")) == 360  # 23:00-24:00 CET
+    assert len(rows(tmp_path / "house-a/2026-03-30.csv")) == 360  # 00:00-01:00 CEST
+
+
+def test_fall_back_day_holds_25_hours(files, tmp_path):
+    # 2026-10-25 in Berlin: 03:00 CEST becomes 02:00 CET; 02:xx happens twice
+    write_all(files, every_10s(utc(2026, 10, 24, 21), utc(2026, 10, 25, 23, 30)))
+    got = [row["timestamp"] for row in rows(tmp_path / "house-a/2026-10-25.csv")]
+    assert len(got) == 25 * 360 == 9000
+    assert len(set(got)) == 9000
+    assert got[0] == "2026-10-25T00:00:00+02:00"
+    assert got.index("2026-10-25T02:00:00+02:00") < got.index("2026-10-25T02:00:00+01:00")
+    assert "2026-10-25T02:59:50+02:00" in got and "2026-10-25T02:59:50+01:00" in got
+    assert got[-1] == "2026-10-25T23:59:50+01:00"
+
+
+def test_fall_back_repeat_hour_is_not_taken_for_duplicates_after_restart(tmp_path):
+    first = DayFiles(tmp_path, BERLIN, fsync=False)
+    write_all(first, every_10s(utc(2026, 10, 25, 0), utc(2026, 10, 25, 1)))  # 02:xx CEST
+    first.close()
+    second = DayFiles(tmp_path, BERLIN, fsync=False)
+    results = write_all(second, every_10s(utc(2026, 10, 25, 1), utc(2026, 10, 25, 2)))  # CET
+    second.close()
+    assert all(results)
+    assert len(rows(tmp_path / "house-a/2026-10-25.csv")) == 720
+
+
+@pytest.mark.parametrize(
+    ("tz", "ts", "day", "local"),
+    [
+        (KOLKATA, utc(2026, 11, 24, 18, 29, 50), "2026-11-24", "2026-11-24T23:59:50+05:30"),
+        (KOLKATA, utc(2026, 11, 24, 18, 30), "2026-11-25", "2026-11-25T00:00:00+05:30"),
+        (KOLKATA, utc(2026, 11, 24, 0, 0), "2026-11-24", "2026-11-24T05:30:00+05:30"),
+        # Adelaide: +10:30 in the southern summer, +09:30 in winter
+        (ADELAIDE, utc(2026, 11, 24, 13, 29, 50), "2026-11-24", "2026-11-24T23:59:50+10:30"),
+        (ADELAIDE, utc(2026, 11, 24, 13, 30), "2026-11-25", "2026-11-25T00:00:00+10:30"),
+        (ADELAIDE, utc(2026, 6, 24, 14, 29, 50), "2026-06-24", "2026-06-24T23:59:50+09:30"),
+        (ADELAIDE, utc(2026, 6, 24, 14, 30), "2026-06-25", "2026-06-25T00:00:00+09:30"),
+        (BERLIN, utc(2026, 3, 29, 0, 59, 50), "2026-03-29", "2026-03-29T01:59:50+01:00"),
+        (BERLIN, utc(2026, 3, 29, 1), "2026-03-29", "2026-03-29T03:00:00+02:00"),
+        (BERLIN, utc(2026, 10, 25, 0, 30), "2026-10-25", "2026-10-25T02:30:00+02:00"),
+        (BERLIN, utc(2026, 10, 25, 1, 30), "2026-10-25", "2026-10-25T02:30:00+01:00"),
+    ],
+)
+def test_file_and_offset_in_zones(tmp_path, tz, ts, day, local):
+    files = DayFiles(tmp_path, tz, fsync=False)
+    write_all(files, [reading(ts)])
+    files.close()
+    assert [p.name for p in (tmp_path / "house-a").iterdir()] == [f"{day}.csv"]
+    assert rows(tmp_path / "house-a" / f"{day}.csv")[0]["timestamp"] == local
+
+
+def test_adelaide_dst_end_day_holds_25_hours(tmp_path):
+    # 2026-04-05 in Adelaide: 03:00 +10:30 becomes 02:00 +09:30
+    files = DayFiles(tmp_path, ADELAIDE, fsync=False)
+    write_all(files, every_10s(utc(2026, 4, 4, 13), utc(2026, 4, 5, 15)))
+    files.close()
+    got = [row["timestamp"] for row in rows(tmp_path / "house-a/2026-04-05.csv")]
+    assert len(got) == 9000
+    assert got[0] == "2026-04-05T00:00:00+10:30"
+    assert got[-1] == "2026-04-05T23:59:50+09:30"
+
+
+def test_utc_site_writes_z_offset_as_plus_zero(tmp_path):
+    files = DayFiles(tmp_path, ZoneInfo("UTC"), fsync=False)
+    write_all(files, [reading(utc(2026, 11, 24, 23, 59, 50))])
+    files.close()
+    assert rows(tmp_path / "house-a/2026-11-24.csv")[0]["timestamp"] == (
+        "2026-11-24T23:59:50+00:00"
+    )
+
+
+def test_repeat_after_reopen_of_a_file_with_an_out_of_order_last_row_is_not_written(tmp_path):
+    first = DayFiles(tmp_path, BERLIN, fsync=False)
+    write_all(first, [reading(utc(2026, 11, 24, 10, 0, s)) for s in (0, 10, 20, 30, 15)])
+    first.close()
+    second = DayFiles(tmp_path, BERLIN, fsync=False)
+    assert second.write(reading(utc(2026, 11, 24, 10, 0, 30)), 1.0) is False
+    second.close()
+    assert len(rows(tmp_path / "house-a/2026-11-24.csv")) == 5
