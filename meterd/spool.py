@@ -6,7 +6,7 @@ Layout of the spool directory::
     seg-00000000000000010000.log
     confirmed                      highest seq the broker confirmed (all below it too)
 
-A record is one line ``<seq> <crc32 of body, 8 hex> <body>\\n``, the body being the
+A record is one line ``<seq> <crc32 of "<seq> <body>", 8 hex> <body>\\n``, the body being the
 reading's JSON exactly as published.  Seq is assigned as the record is written, so a
 restart continues the sequence: the next seq is one past the last intact record (or the
 name of an empty newest segment).  A torn or corrupt record, as a power cut may leave,
@@ -47,7 +47,12 @@ def _segment_name(first_seq: int) -> str:
 
 
 def encode_record(seq: int, body: bytes) -> bytes:
-    return b"%d %08x %s\n" % (seq, zlib.crc32(body), body)
+    return b"%d %08x %s\n" % (seq, _crc(seq, body), body)
+
+
+def _crc(seq: int, body: bytes) -> int:
+    """The checksum covers the seq too, so a flipped bit in it is caught as well."""
+    return zlib.crc32(body, zlib.crc32(b"%d " % seq))
 
 
 def decode_record(line: bytes) -> tuple[int, bytes] | None:
@@ -58,7 +63,7 @@ def decode_record(line: bytes) -> tuple[int, bytes] | None:
         crc = int(crc_text, 16)
     except ValueError:
         return None
-    if zlib.crc32(body) != crc or seq < 0:
+    if seq < 0 or _crc(seq, body) != crc:
         return None
     return seq, body
 

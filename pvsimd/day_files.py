@@ -12,7 +12,10 @@ Guarantees:
   for the next attempt;
 * one row per reading: a reading whose (meter_id, ts) the file already holds is dropped.
   Readings usually arrive in time order, so a file keeps only its newest timestamp in
-  memory and reads its timestamps from disk only when an older one arrives.
+  memory and reads its timestamps from disk only when an older one arrives.  The newest
+  timestamp comes from a scan of the whole file when it is first opened (rows that
+  arrived out of order mean the last row need not be the newest), and is remembered
+  when the file is closed to stay under ``max_open``, so reopening it costs no scan.
 """
 
 from __future__ import annotations
@@ -69,14 +72,19 @@ def row_ts_us(line: bytes) -> int:
 class DayFile:
     """One open CSV file with its unflushed rows."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, known: tuple[int, int | None] | None = None):
+        """Open (creating) ``path``; ``known`` is (size, newest timestamp) from an earlier
+        opening, trusted only while the file still has that size."""
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
         self.size = self._repair()
         self.buffer: list[bytes] = []
         self.buffered_ts: list[int] = []
-        self.newest_us = self._newest_on_disk()
+        if known is not None and known[0] == self.size:
+            self.newest_us = known[1]
+        else:
+            self.newest_us = self._newest_on_disk()
         self.seen: set[int] | None = None  # all timestamps, loaded only when needed
         if self.size == 0:
             self.buffer.append(HEADER)
@@ -105,21 +113,8 @@ class DayFile:
             log.warning("%s: does not start with the expected header", self.path)
         return good
 
-    def _last_line(self) -> bytes:
-        start = max(0, self.size - 4096)
-        chunk = os.pread(self.fd, self.size - start, start)
-        return chunk.rstrip(b"\n").rsplit(b"\n", 1)[-1]
-
-    def _newest_on_disk(self) -> int | None:
-        if self.size <= len(HEADER):
-            return None
-        try:
-            return row_ts_us(self._last_line())
-        except ValueError:
-            return None
-
-    def _load_seen(self) -> set[int]:
-        seen: set[int] = set(self.buffered_ts)
+    def _timestamps_on_disk(self) -> set[int]:
+        seen: set[int] = set()
         data = os.pread(self.fd, self.size, 0)
         for line in data.split(b"\n")[1:]:
             if line:
@@ -128,6 +123,19 @@ class DayFile:
                 except ValueError:
                     continue
         return seen
+
+    def _newest_on_disk(self) -> int | None:
+        if self.size <= len(HEADER):
+            return None
+        return max(self._timestamps_on_disk(), default=None)
+
+    def _load_seen(self) -> set[int]:
+        return self._timestamps_on_disk() | set(self.buffered_ts)
+
+    @property
+    def known(self) -> tuple[int, int | None]:
+        """(size, newest timestamp) of the file as written, for a later reopening."""
+        return self.size, self.newest_us
 
     def add(self, ts_us: int, row: bytes) -> bool:
         """Buffer a row unless the file already holds its timestamp."""
@@ -186,6 +194,9 @@ class DayFiles:
         self.max_open = max_open
         self._open: OrderedDict[tuple[str, str], DayFile] = OrderedDict()
         self._dirty: set[tuple[str, str]] = set()
+        # (size, newest timestamp) of files closed to stay under max_open
+        self._known: OrderedDict[tuple[str, str], tuple[int, int | None]] = OrderedDict()
+        self.max_known = 65536
 
     def path_for(self, meter_id: str, ts: datetime) -> Path:
         day = ts.astimezone(self.tz).date().isoformat()
@@ -203,8 +214,8 @@ class DayFiles:
             # buffered rows stay open until the next flush (the limit is briefly exceeded)
             clean = [k for k in self._open if k not in self._dirty]
             for old_key in clean[: len(self._open) - self.max_open + 1]:
-                self._open.pop(old_key).close()
-        f = DayFile(self.directory / meter_id / f"{day}.csv")
+                self._forget(old_key, remember=True)
+        f = DayFile(self.directory / meter_id / f"{day}.csv", self._known.pop(key, None))
         self._open[key] = f
         return key, f
 
@@ -236,9 +247,16 @@ class DayFiles:
     def discard_unflushed(self) -> None:
         """Forget buffered rows (their messages go back to the broker unacknowledged)."""
         for key in list(self._dirty):
-            f = self._open.pop(key)
-            f.close()
+            self._forget(key, remember=False)  # its state is read from disk again
         self._dirty.clear()
+
+    def _forget(self, key: tuple[str, str], remember: bool) -> None:
+        f = self._open.pop(key)
+        if remember:
+            self._known[key] = f.known
+            while len(self._known) > self.max_known:
+                self._known.popitem(last=False)
+        f.close()
 
     @property
     def open_files(self) -> int:
