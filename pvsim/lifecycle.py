@@ -155,6 +155,12 @@ class Daemon(ABC):
         log.info("stopped")
 
 
+def _fatal(line: str) -> None:
+    """One error line on stderr, before logging is set up; at priority err in the journal."""
+    prefix = f"<{pvlog.syslog_priority(logging.ERROR)}>" if pvlog.stderr_is_journal() else ""
+    print(prefix + line, file=sys.stderr)
+
+
 def main(daemon_cls: type[Daemon], argv: Sequence[str] | None = None) -> int:
     """Command-line entry point shared by both daemons; returns the exit code."""
     name = daemon_cls.name
@@ -175,7 +181,7 @@ def main(daemon_cls: type[Daemon], argv: Sequence[str] | None = None) -> int:
         config = c.load(args.config, daemon_cls.schema)
         daemon_cls.check(config)
     except c.ConfigError as exc:
-        print(f"{name}: {exc}", file=sys.stderr)
+        _fatal(f"{name}: {exc}")
         return EX_CONFIG
     if args.check_config:
         print(f"{name}: configuration OK ({', '.join(map(str, config.files))})")
@@ -184,7 +190,7 @@ def main(daemon_cls: type[Daemon], argv: Sequence[str] | None = None) -> int:
     try:
         pvlog.setup(config["logging"]["level"], config["logging"]["file"])
     except OSError as exc:
-        print(f"{name}: cannot open log file: {exc}", file=sys.stderr)
+        _fatal(f"{name}: cannot open log file: {exc}")
         return EX_CANTCREAT
     signals = Signals()
     signals.install()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from pika import data as amqp_data
 from pika.channel import Channel
 from pika.spec import Basic, BasicProperties
 
@@ -140,7 +141,10 @@ class Consumer(Session):
         self, body: bytes, props: BasicProperties, routing_key: str, reason: str
     ) -> int:
         """Republish a message to the dead-letter queue; returns its publish tag."""
-        headers = dict(props.headers or {})
+        headers = dict(props.headers or {}) if isinstance(props.headers, dict) else {}
+        if not _encodable(headers):
+            # e.g. pika 1.2 decodes a header of -2**63 as 2**63 and cannot encode it back
+            headers = {str(k): repr(v) for k, v in headers.items()}
         headers[REASON_HEADER] = reason
         headers[ROUTING_KEY_HEADER] = routing_key
         dead = BasicProperties(
@@ -173,3 +177,11 @@ class Consumer(Session):
     def on_cancelled(self, _frame: object) -> None:
         self.cancelled = True
         self.pause()
+
+
+def _encodable(headers: dict) -> bool:
+    try:
+        amqp_data.encode_table([], headers)
+    except Exception:  # noqa: BLE001 - any failure means: do not send these as they are
+        return False
+    return True

@@ -190,7 +190,6 @@ class PvSimDaemon(Daemon):
             self.duplicates += 1
             log.debug("dropped a repeat of %s at %s", reading.meter_id, wire.format_ts(reading.ts))
         self.last_reading_us = reading.ts_us
-        self._handled_in_session += 1
         self._processed(method.delivery_tag)
         return True
 
@@ -246,6 +245,7 @@ class PvSimDaemon(Daemon):
         if self._dead_letters_unconfirmed:
             return  # acknowledged when the broker confirms the dead letters
         self.consumer.ack_upto(self._last_tag)
+        self._handled_in_session += self._unacked
         self._unacked = 0
 
     # --- storage failure episodes ------------------------------------------------------
@@ -304,7 +304,11 @@ class PvSimDaemon(Daemon):
             consumer.pause()
 
     def _session_was_healthy(self) -> bool:
-        """Handled readings, or lived longer than the longest backoff delay."""
+        """Acknowledged work, or lived longer than the longest backoff delay.
+
+        A session that keeps dying before it acknowledges anything (say a message that
+        makes it fail) backs off like a failed connection attempt.
+        """
         lived = time.time() - (self.connected_since or time.time())
         return self._handled_in_session > 0 or lived > self.broker.retry_max
 

@@ -61,8 +61,10 @@ def test_bad_messages_go_to_the_dead_letter_queue_and_valid_ones_are_written(sit
     wait_until(lambda: queue_depth(site.broker_url, site.queue) == 0, timeout=10)
     dead: list = []
     wait_until(
-        lambda: dead.extend(drain_queue(site.broker_url, site.dead_letter_queue))
-        or len(dead) >= len(BAD),
+        lambda: (
+            dead.extend(drain_queue(site.broker_url, site.dead_letter_queue))
+            or len(dead) >= len(BAD)
+        ),
         timeout=10,
         message="every bad message in the dead-letter queue",
     )
