@@ -40,6 +40,8 @@ class Sampler:
         self.on_recorded = on_recorded
         self.clock = clock
         self.recorded = 0
+        self.recorded_today = 0
+        self._today = ""
         self.missed = 0
         self.last_ts_us: int | None = None
         self._storage_failing = False
@@ -66,6 +68,10 @@ class Sampler:
             log.warning("spool writable again; recording resumed")
             self._storage_failing = False
         self.recorded += 1
+        day = time.strftime("%Y-%m-%d", time.localtime(ts_us / 1_000_000))
+        if day != self._today:
+            self._today, self.recorded_today = day, 0
+        self.recorded_today += 1
         self.last_ts_us = ts_us
         self.on_recorded()
         return seq

@@ -171,8 +171,9 @@ class MeterDaemon(Daemon):
         last = self.sampler.last_ts_us
         age = "none yet" if last is None else f"{time.time() - last / 1e6:.0f} s ago"
         text = (
-            f"{link}; {self.sampler.recorded} readings sampled, {self.published} published, "
-            f"backlog {self.spool.backlog}; last reading {age}"
+            f"{link}; {self.sampler.recorded_today} readings today, "
+            f"{self.published} published since start, backlog {self.spool.backlog}; "
+            f"last reading {age}"
         )
         if self.spool.dropped:
             text = f"SPOOL FULL: {self.spool.dropped} readings dropped; " + text

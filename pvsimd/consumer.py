@@ -68,6 +68,7 @@ class Consumer(Session):
         self.on_dead_letter_confirmed = on_dead_letter_confirmed
         self.consumer_tag: str | None = None
         self.cancelled = False
+        self.depth: int | None = None  # readings waiting in the queue, last we asked
         self._publish_tag = 0
 
     def setup_channel(self) -> None:
@@ -166,6 +167,14 @@ class Consumer(Session):
         self.on_dead_letter_confirmed(
             method.delivery_tag, method.multiple, isinstance(method, Basic.Ack)
         )
+
+    def check_depth(self) -> None:
+        """Ask the broker how many readings wait in the queue (see :attr:`depth`)."""
+        if self.channel is not None and self.channel.is_open and not self._closing:
+            self.channel.queue_declare(self.queue, passive=True, callback=self.on_depth)
+
+    def on_depth(self, frame: object) -> None:
+        self.depth = frame.method.message_count
 
     def cancel(self) -> None:
         """Stop deliveries; the loop pauses once the broker confirms."""

@@ -33,6 +33,7 @@ from pvsimd.settings import SCHEMA
 log = logging.getLogger("pvsimd")
 
 STORAGE_RETRY_S = 1.0
+DEPTH_INTERVAL_S = 5.0  # how often STATUS asks the broker for the queue's backlog
 
 Delivery = tuple[Basic.Deliver, BasicProperties, bytes]
 
@@ -75,6 +76,7 @@ class PvSimDaemon(Daemon):
         self._held: deque[Delivery] = deque()
         self._dead_letters_unconfirmed: set[int] = set()
         self._last_commit = time.monotonic()
+        self._depth_checked = float("-inf")
         # storage failure episode
         self._storage_error: str | None = None
         self._storage_failing_since: float | None = None
@@ -300,6 +302,10 @@ class PvSimDaemon(Daemon):
             self._retry_held()
         else:
             self.commit()
+        now = time.monotonic()
+        if now - self._depth_checked >= DEPTH_INTERVAL_S:
+            self._depth_checked = now
+            consumer.check_depth()
         if self.signals.stop.is_set() and not self._draining:
             consumer.pause()
 
@@ -328,9 +334,12 @@ class PvSimDaemon(Daemon):
             link = "connecting"
         last = self.last_reading_us
         age = "none yet" if last is None else f"{time.time() - last / 1e6:.0f} s old"
+        depth = self.consumer.depth if self.consumer is not None else None
+        backlog = "?" if depth is None else str(depth)
         text = (
             f"{link}; {self.rows_today} rows today, {self.rows} since start, "
-            f"{self.duplicates} repeats dropped, {self.rejected} invalid; last reading {age}"
+            f"{self.duplicates} repeats dropped, {self.rejected} invalid; "
+            f"backlog {backlog} in the queue; last reading {age}"
         )
         if self._storage_error is not None:
             since = _hhmmss(self._storage_failing_since or time.time())

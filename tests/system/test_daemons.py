@@ -56,10 +56,16 @@ def journal_lines(c: Container, *args: str) -> list[str]:
 @pytest.mark.parametrize("unit", UNITS)
 def test_unit_is_active_and_reports_status(box: Container, unit: str):
     wait_active(box, unit)
+    link = "consuming" if unit.startswith("pvsimd") else "connected since"
     status = wait_until(
-        lambda: box.prop(unit, "StatusText"), timeout=30, message=f"{unit} sent no STATUS="
+        lambda: (
+            (text := box.prop(unit, "StatusText")) and link in text and "today" in text and text
+        ),
+        timeout=90,
+        message=f"{unit}: no STATUS= saying it is {link!r} with today's count",
     )
     print(f"{unit}: {status}")
+    assert "backlog" in status and "last reading" in status
     props = box.show(unit, "Type", "NotifyAccess", "User", "WatchdogUSec", "NRestarts")
     assert props["Type"] == "notify" and props["NotifyAccess"] == "main"
     assert props["User"] == unit.split("@")[0].removesuffix(".service")
