@@ -86,7 +86,15 @@ class Session:
         """Open the connection and run the setup steps; raises BrokerUnavailable."""
         self.open_connection()
         self._schedule_tick()
-        self.connection.ioloop.start()
+        try:
+            self.connection.ioloop.start()
+        except ValueError as exc:
+            # pika (1.2 to 1.4) raises this out of the I/O loop when the TCP connect
+            # completes but the peer resets the socket before pika's getpeername() check
+            # (e.g. a load balancer in front of a broker that is down)
+            if "getpeername" not in str(exc):
+                raise
+            self._failure = "connection reset while connecting"
         if not self.is_ready:
             self._shutdown_loop()
             raise BrokerUnavailable(self._failure or "connection closed")
