@@ -111,12 +111,12 @@ def _ran(run: FaultRun) -> str:
 
 def _totals(runs: list[FaultRun]) -> dict[str, int]:
     totals = dict.fromkeys(
-        ("faults", "readings", "rows", "lost", "duplicated", "torn", "unexpected"), 0
+        ("faults", "readings", "rows", "dropped", "lost", "duplicated", "torn", "unexpected"), 0
     )
     for run in runs:
         totals["faults"] += sum(run.faults.values())
         if run.figures is not None:
-            for key in ("readings", "rows", "lost", "duplicated", "torn", "unexpected"):
+            for key in ("readings", "rows", "dropped", "lost", "duplicated", "torn", "unexpected"):
                 totals[key] += getattr(run.figures, key)
     return totals
 
@@ -125,7 +125,8 @@ def _summary_line(runs: list[FaultRun]) -> str:
     t = _totals(runs)
     line = (
         f"fault-injection: {len(runs)} runs, {t['faults']} faults, {t['readings']} readings, "
-        f"{t['rows']} rows, {t['lost']} lost, {t['duplicated']} duplicated, {t['torn']} torn"
+        f"{t['rows']} rows, {t['dropped']} dropped by the spool bound (reported), "
+        f"{t['lost']} lost, {t['duplicated']} duplicated, {t['torn']} torn"
     )
     unchecked = [r.name for r in runs if r.figures is None]
     if unchecked:
@@ -155,11 +156,16 @@ def _write_doc(runs: list[FaultRun]) -> None:
 
     total = " | ".join(
         ["**total**", "", f"{wall:.0f} s"]
-        + [str(t[k]) for k in ("faults", "readings", "rows", "lost", "duplicated", "torn")]
+        + [
+            str(t[k])
+            for k in ("faults", "readings", "rows", "dropped", "lost", "duplicated", "torn")
+        ]
     )
     rows = [
         f"| `{r.name}` | {r.outcome} | {r.seconds:.0f} s | {r.describe_faults()} | "
-        + " | ".join(cell(r, k) for k in ("readings", "rows", "lost", "duplicated", "torn"))
+        + " | ".join(
+            cell(r, k) for k in ("readings", "rows", "dropped", "lost", "duplicated", "torn")
+        )
         + " |"
         for r in runs
     ]
@@ -183,13 +189,15 @@ run of the whole tier; do not edit it by hand.
 (`nproc`), RabbitMQ {MACHINE.get("rabbitmq", "?")} (a node of the tier's own),
 {_versions()}; {len(runs)} runs in {wall:.0f} s.
 
-| test | result | time | faults | readings | rows | lost | duplicated | torn |
-|---|---|---|---|---|---|---|---|---|
+| test | result | time | faults | readings | rows | dropped | lost | duplicated | torn |
+|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 | {total} |
 
 *readings*: the seqs meterd assigned (its spool's next seq, summed over the three meters);
-*rows*: CSV rows written; *lost*: assigned seqs without a row; *duplicated*: rows beyond
+*rows*: CSV rows written; *dropped*: seqs meterd's spool bound dropped and named in a
+WARNING (the only loss the promise allows); *lost*: assigned seqs without a row, less the
+dropped ones; *duplicated*: rows beyond
 one per seq (or per timestamp); *torn*: lines that are not a complete 6-field row ending
 in a newline, and headers that are not exactly once at line 1.
 

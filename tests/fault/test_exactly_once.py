@@ -178,19 +178,35 @@ def test_pvsimd_disk_full_holds_readings_and_resumes(rig):
     rig.finish()
 
 
-def spool_filled_to_its_bound(rig):
-    """TODO (8), not collected on purpose (no test_ prefix): a spool filled to its bound.
-
-    Waits for ``[spool] max_bytes`` / ``max_age`` (being added to meterd) and the format
-    of the WARNING that names the seqs it dropped.  Plan: meterd with a small
-    ``max_bytes`` while the broker is unreachable (``rig.broker_unreachable``) long
-    enough to overflow it; then the rows must be exactly range(assigned) minus the seq
-    ranges meterd logged as dropped (each dropped reading logged, none written, every
-    other one written once), meterd still running and the drop WARNING rate-limited.
-    Rename to ``test_spool_filled_to_its_bound`` once that is in; the exactly-once check
-    then needs the logged drops passed in as expected gaps.
-    """
-    raise NotImplementedError("TODO: spool bounds, see the docstring")
+def test_spool_filled_to_its_bound(rig):
+    """(8) The broker stays unreachable until every meter's spool ([spool] max_bytes = 4K,
+    about 35 readings) has overflowed: meterd keeps sampling, drops the oldest unpublished
+    readings and names their seqs in a WARNING (rate-limited), and everything it did not
+    report dropped arrives exactly once."""
+    rig.meter_overrides = {"spool": {"max_bytes": "4K"}}
+    rig.start()
+    rig.wait_progress(50)
+    rig.run.fault("spool overflow")
+    rig.proxy.refuse(True)
+    rig.proxy.cut()
+    try:
+        rig.wait(
+            lambda: all("spool full" in rig.logs()[f"meterd-{m}"] for m in HOUSES),
+            timeout=30,
+            what="every meter reports its spool full",
+        )
+        # the fault itself: keep the broker away while the spools keep overflowing
+        time.sleep(1.5)
+    finally:
+        rig.proxy.refuse(False)
+    rig.wait_progress(50, timeout=30)
+    for meter, proc in rig.meters.items():
+        assert proc.running(), f"meterd {meter} stopped when its spool filled up"
+        warnings = [ln for ln in rig.logs()[f"meterd-{meter}"].splitlines() if "spool full" in ln]
+        # one WARNING at once, then at most one per 10 s while the spool stays full
+        assert 1 <= len(warnings) <= 3, warnings
+    figures = rig.finish()
+    assert figures.dropped > 0, "the spool bound was never reached"
 
 
 def test_combined_faults_on_the_same_daemons(rig):
