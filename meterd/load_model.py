@@ -1,17 +1,32 @@
-"""The household load model: what a house draws at a given moment.
+"""The load models: what a house draws at a given moment.
 
-The daemon only needs :class:`LoadModel`; :class:`RandomWalk` is the "random but
-continuous" model: each sample is a bounded step from the previous one, within 0-9000 W.
+The daemon only needs :class:`LoadModel`; ``[meter] profile`` picks one (:func:`build`):
+
+* ``household`` (:class:`meterd.household.Household`): one house following the BDEW H0
+  standard load profile, with appliance events; a pure function of (meter id, seed,
+  timestamp), so a replay gives what the live meter gave.
+* ``random_walk`` (:class:`RandomWalk`): "random but continuous": each sample is a
+  bounded step from the previous one, within 0-9000 W.  It carries state from sample to
+  sample, so a replay does not reproduce a live run.
+* ``uniform`` (:class:`Uniform`): each sample drawn independently in 0-9000 W, from a
+  hash of (seed, meter id, timestamp), so it is a pure function as well.
 """
 
 from __future__ import annotations
 
+import os
 import random
-from datetime import datetime
-from typing import Protocol
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from meterd.household import Household, seed_int, unit_hash
 
 MIN_W = 0.0
 MAX_W = 9000.0
+PROFILES = ("household", "random_walk", "uniform")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_US = timedelta(microseconds=1)
 
 
 class LoadModel(Protocol):
@@ -38,3 +53,41 @@ class RandomWalk:
         value = round(min(max(value, MIN_W), MAX_W), 1)
         self.last = value
         return value
+
+
+class Uniform:
+    """Each sample independent and uniform in 0-9000 W, the same for the same
+    (seed, meter id, timestamp)."""
+
+    def __init__(self, meter_id: str, seed: int):
+        self.key = seed_int(seed, meter_id, "uniform") & ((1 << 64) - 1)
+
+    def power_w(self, ts: datetime) -> float:
+        if ts.tzinfo is None:
+            ts = ts.replace(tzinfo=UTC)
+        return round(MAX_W * unit_hash(self.key, (ts - _EPOCH) // _ONE_US), 1)
+
+
+def build(meter: Mapping[str, Any]) -> LoadModel:
+    """The load model the ``[meter]`` section asks for.
+
+    An empty seed gives ``random_walk`` and ``uniform`` a fresh random seed at every
+    start; a ``household`` without a seed is determined by its meter id alone, so the
+    house stays the same across restarts and replays.
+    """
+    profile = meter.get("profile", "household")
+    seed = meter.get("seed")
+    if profile == "household":
+        return Household(
+            meter["id"],
+            seed,
+            annual_kwh=meter.get("annual_kwh", 3500.0),
+            timezone=meter.get("timezone", "Europe/Berlin"),
+        )
+    if seed is None:
+        seed = int.from_bytes(os.urandom(8), "big")
+    if profile == "random_walk":
+        return RandomWalk(random.Random(seed), max_step_w=meter.get("max_step", 300.0))
+    if profile == "uniform":
+        return Uniform(meter["id"], seed)
+    raise ValueError(f"unknown load profile {profile!r}")

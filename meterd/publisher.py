@@ -24,6 +24,10 @@ log = logging.getLogger("meterd.publisher")
 
 
 class Publisher(Session):
+    # The exchange must exist (pvsimd or pvsim-broker-setup declares it): a passive
+    # declare needs no configure permission, so a meter's broker user can have none.
+    passive_exchange = True
+
     def __init__(
         self,
         settings: BrokerSettings,
@@ -74,6 +78,9 @@ class Publisher(Session):
                     delivery_mode=2,
                     message_id=f"{self.meter_id}:{seq}",
                     app_id="meterd",
+                    # checked by the broker (it must be the connection's user), so
+                    # pvsimd's [security] verify_sender can trust it
+                    user_id=self.settings.username,
                 ),
                 mandatory=True,
             )

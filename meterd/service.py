@@ -3,12 +3,11 @@ the spool through a broker session, reconnecting with backoff, until asked to st
 
 from __future__ import annotations
 
+import argparse
 import logging
-import os
-import random
 import time
 
-from meterd.load_model import RandomWalk
+from meterd import load_model, replay
 from meterd.publisher import Publisher
 from meterd.sampler import Sampler
 from meterd.schedule import Schedule
@@ -27,9 +26,16 @@ class MeterDaemon(Daemon):
     name = "meterd"
     schema = SCHEMA
 
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        replay.add_arguments(parser)
+
     def __init__(self, *args: object, **kwargs: object):
         super().__init__(*args, **kwargs)
         meter = self.config["meter"]
+        period = getattr(self.args, "replay", None)
+        if getattr(self.args, "speed", None) is not None and period is None:
+            raise StartupError("--speed needs --replay START END", replay.EX_USAGE)
         self.meter_id: str = meter["id"]
         self.broker = BrokerSettings.from_section(self.config["broker"])
         self.state_dir = meter["state_directory"] / self.meter_id
@@ -38,16 +44,26 @@ class MeterDaemon(Daemon):
             self.state_dir / "spool",
             fsync=spool["fsync"],
             max_bytes=spool["max_bytes"],
-            max_age=spool["max_age"],
+            # replayed readings are old by design: max_age would drop them at once
+            max_age=spool["max_age"] if period is None else None,
         )
-        seed = meter["seed"] if meter["seed"] is not None else int.from_bytes(os.urandom(8))
         self.sampler = Sampler(
             self.meter_id,
             Schedule.every(meter["interval"]),
-            RandomWalk(random.Random(seed), max_step_w=meter["max_step"]),
+            load_model.build(meter),
             self.spool,
             on_recorded=self._on_recorded,
         )
+        self.replay: replay.Replay | None = None
+        if period is not None:
+            self.replay = replay.Replay(
+                self.sampler,
+                *period,
+                speed=self.args.speed,
+                backlog_limit=replay.max_backlog(
+                    self.config["broker"]["publish_window"], spool["max_bytes"]
+                ),
+            )
         self.policy = ReconnectPolicy(
             self.broker.retry_initial,
             self.broker.retry_max,
@@ -68,6 +84,17 @@ class MeterDaemon(Daemon):
             self.spool.open()
         except OSError as exc:
             raise StartupError(f"cannot use the spool in {self.spool.directory}: {exc}") from None
+        if self.replay is not None:
+            log.info(
+                "meter %s: replaying %s, %d readings every %g s, next seq %d",
+                self.meter_id,
+                self.replay.describe(),
+                self.replay.total,
+                self.config["meter"]["interval"],
+                self.spool.next_seq,
+            )
+            self.replay.start(self.signals.stop)
+            return True
         log.info(
             "meter %s: sampling every %g s, next seq %d",
             self.meter_id,
@@ -97,6 +124,14 @@ class MeterDaemon(Daemon):
 
     def drain(self) -> None:
         self.sampler.join(timeout=5)
+        if self.replay is not None:
+            self.replay.join(timeout=5)
+            if not self.replay.finished.is_set() or self.spool.backlog:
+                log.info(
+                    "replay stopped early: %d of %d readings recorded",
+                    self.replay.recorded,
+                    self.replay.total,
+                )
         publisher = self.publisher
         timeout = self.config["broker"]["drain_timeout"]
         if publisher is None or not publisher.is_ready or self.spool.backlog == 0 or timeout == 0:
@@ -142,6 +177,8 @@ class MeterDaemon(Daemon):
     def _on_confirmed(self, count: int) -> None:
         self.published += count
         self._confirmed_in_session += count
+        if self.replay is not None:
+            self.replay.on_confirmed()
 
     def _session_was_healthy(self) -> bool:
         """Confirmed readings, or lived longer than the longest backoff delay."""
@@ -153,6 +190,15 @@ class MeterDaemon(Daemon):
         publisher = self.publisher
         if publisher is None:
             return
+        if self.replay is not None and self.replay.finished.is_set() and not self.spool.backlog:
+            if not self.signals.stop.is_set():
+                log.info(
+                    "replay done: %d readings of %s published in %.1f s",
+                    self.replay.total,
+                    self.replay.describe(),
+                    time.monotonic() - (self.replay.started_at or 0.0),
+                )
+                self.signals.stop.set()  # a clean stop, exit code 0
         if self._draining_until is not None:
             if self.spool.backlog == 0 or time.monotonic() >= self._draining_until:
                 publisher.pause()
@@ -170,6 +216,12 @@ class MeterDaemon(Daemon):
             link = "connecting"
         last = self.sampler.last_ts_us
         age = "none yet" if last is None else f"{time.time() - last / 1e6:.0f} s ago"
+        if self.replay is not None:
+            return (
+                f"{link}; replaying {self.replay.describe()}: {self.replay.recorded} of "
+                f"{self.replay.total} recorded, {self.published} published, "
+                f"backlog {self.spool.backlog}"
+            )
         text = (
             f"{link}; {self.sampler.recorded_today} readings today, "
             f"{self.published} published since start, backlog {self.spool.backlog}; "

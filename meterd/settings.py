@@ -17,11 +17,24 @@ SCHEMA: c.Schema = {
         "interval": c.Option(
             c.number(0.001, 86400), "10", "seconds between samples (may be fractional)"
         ),
+        "profile": c.Option(
+            c.choice("household", "random_walk", "uniform"),
+            "household",
+            "load model: household (BDEW H0 with appliances), random_walk or uniform",
+        ),
+        "annual_kwh": c.Option(
+            c.number(100, 20000), "3500", "household: the house's energy per year in kWh"
+        ),
+        "timezone": c.Option(
+            c.timezone, "Europe/Berlin", "household: the house's local time (IANA zone)"
+        ),
         "max_step": c.Option(
-            c.number(0, 9000), "300", "largest change in W from one sample to the next"
+            c.number(0, 9000), "300", "random_walk: largest change in W from one sample to the next"
         ),
         "seed": c.Option(
-            c.optional(c.integer()), "", "seed of the load model (empty: a random seed)"
+            c.optional(c.integer()),
+            "",
+            "seed of the load model (empty: household by meter id alone, others random)",
         ),
         "state_directory": c.Option(
             c.path, "/var/lib/meterd", "state (spool, sequence) lives in <this>/<id>/"

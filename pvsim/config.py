@@ -125,6 +125,13 @@ def _read_one(path: Path) -> configparser.ConfigParser:
     return parser
 
 
+def read_values(path: str | Path) -> dict[tuple[str, str], str]:
+    """The raw text of every (section, key) one file sets (for checks that look at each
+    file, such as a secret in a file others may read); raises ConfigError like load()."""
+    parser = _read_one(Path(path))
+    return {(s, k): v for s in parser.sections() for k, v in parser.items(s)}
+
+
 def load(main: str | Path, schema: Schema) -> Config:
     """Read ``main`` and its drop-ins, check them against ``schema``, return the values."""
     main = Path(main)
@@ -251,8 +258,12 @@ def url(*schemes: str) -> Parser:
         try:
             parts = urlsplit(text)
             parts.port  # noqa: B018 - raises ValueError on a bad port
-        except ValueError as exc:
-            raise ValueError(f"is not a valid URL ({exc})") from None
+        except ValueError:
+            # not the exception's text: it may quote part of a password
+            raise ValueError(
+                "is not a valid URL (a bad port or host; '/', '#', '?' or '@' in the user "
+                "or password must be %-encoded)"
+            ) from None
         if parts.scheme not in schemes:
             raise ValueError(
                 f"must start with {' or '.join(s + '://' for s in schemes)}, "

@@ -18,7 +18,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import ClassVar
 
-from pvsim import __version__
+from pvsim import __version__, broker
 from pvsim import config as c
 from pvsim import log as pvlog
 from pvsim.notify import Notifier
@@ -39,6 +39,13 @@ def logging_schema() -> dict[str, c.Option]:
             c.optional(c.path), "", "also log to this file (for hosts without journald)"
         ),
     }
+
+
+def check_config(daemon_cls: type[Daemon], config: c.Config) -> None:
+    """The checks beyond single keys: the broker's security rules, then the daemon's own."""
+    if "broker" in config.values:
+        broker.check(config)
+    daemon_cls.check(config)
 
 
 class StartupError(Exception):
@@ -118,7 +125,7 @@ class Daemon(ABC):
         self.notifier.reloading()
         try:
             new = c.load(self.config_path, self.schema)
-            self.check(new)
+            check_config(type(self), new)
         except c.ConfigError as exc:
             log.error("reload failed, keeping the running configuration: %s", exc)
             self.notifier.ready(self.status())
@@ -179,7 +186,7 @@ def main(daemon_cls: type[Daemon], argv: Sequence[str] | None = None) -> int:
 
     try:
         config = c.load(args.config, daemon_cls.schema)
-        daemon_cls.check(config)
+        check_config(daemon_cls, config)
     except c.ConfigError as exc:
         _fatal(f"{name}: {exc}")
         return EX_CONFIG
@@ -192,6 +199,9 @@ def main(daemon_cls: type[Daemon], argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         _fatal(f"{name}: cannot open log file: {exc}")
         return EX_CANTCREAT
+    if "broker" in config.values:
+        for line in broker.warnings(config):
+            log.warning("%s", line)
     signals = Signals()
     signals.install()
     notifier = Notifier()

@@ -15,7 +15,10 @@ after a requested :meth:`close` and raising :class:`ConnectionLost` otherwise.  
 from __future__ import annotations
 
 import logging
+import re
+import ssl
 from collections.abc import Callable
+from typing import ClassVar
 
 import pika
 import pika.exceptions
@@ -31,6 +34,13 @@ def describe(exc: BaseException | None) -> str:
     """A one-line, secret-free description of a pika or socket error."""
     if exc is None:
         return "connection closed"
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why = exc.verify_message or exc.reason or "verification failed"
+        if "issuer" in why or "self-signed" in why or "self signed" in why:
+            why += " (is [broker] ca_file the CA that signed the broker's certificate?)"
+        return f"TLS: the broker's certificate was not accepted: {why}"
+    if isinstance(exc, ssl.SSLError):
+        return "TLS: " + (exc.reason or str(exc)).lower().replace("_", " ")
     if isinstance(exc, pika.exceptions.ConnectionClosedByBroker | pika.exceptions.ChannelClosed):
         return f"{exc.reply_code} {exc.reply_text}"
     if isinstance(exc, pika.exceptions.ProbableAuthenticationError):
@@ -40,11 +50,16 @@ def describe(exc: BaseException | None) -> str:
     attempts = getattr(exc, "exceptions", None)  # AMQPConnectionWorkflowFailed
     if attempts:
         return describe(attempts[-1])
+    phase_error = getattr(exc, "exception", None)  # pika's AMQPConnectorPhaseErrorBase
+    if isinstance(phase_error, BaseException):
+        return describe(phase_error)
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     if isinstance(exc, TimeoutError) or type(exc).__name__.endswith("Timeout"):
         return "timed out"
     if isinstance(exc, pika.exceptions.StreamLostError):
+        if tls := _tls_alert(str(exc)):
+            return tls
         return "connection lost (" + str(exc).removeprefix("Stream connection lost: ") + ")"
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
@@ -53,14 +68,31 @@ def describe(exc: BaseException | None) -> str:
         if isinstance(inner, BaseException):
             return describe(inner)
         if str(inner).startswith("StreamLostError"):
+            if tls := _tls_alert(str(inner)):
+                return tls
             return "connection closed during the AMQP handshake"
         return str(inner) or type(exc).__name__
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _tls_alert(text: str) -> str | None:
+    """'TLS: ...' for a pika error text that wraps an ssl.SSLError (e.g. an alert the
+    broker sent because it wants a client certificate)."""
+    m = re.search(r"\[SSL: \w+\] ([^(\\'\"]+?)\s*\(_ssl", text)
+    if m is None:
+        return None
+    what = m.group(1)
+    if "certificate required" in what:
+        what += " (the broker wants a client certificate: [broker] cert_file, key_file)"
+    return f"TLS: {what}"
+
+
 class Session:
     """A broker connection with one channel; subclasses add their setup steps."""
+
+    #: declare the exchange passively (it must exist): needs no configure permission
+    passive_exchange: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -172,10 +204,20 @@ class Session:
 
     # --- the named steps ---------------------------------------------------------------
 
+    def describe(self, exc: BaseException | None) -> str:
+        """:func:`describe`, with the password scrubbed out should it ever show up."""
+        return self.settings.scrub(describe(exc))
+
     def open_connection(self) -> None:
         log.debug("connecting to %s", self.settings.display_url)
+        try:
+            parameters = self.settings.parameters(self.connection_name)
+        except (OSError, ValueError, ssl.SSLError) as exc:  # e.g. the password file went away
+            raise BrokerUnavailable(
+                "cannot prepare the connection: " + self.describe(exc)
+            ) from None
         self.connection = pika.SelectConnection(
-            parameters=self.settings.parameters(self.connection_name),
+            parameters=parameters,
             on_open_callback=self.on_connection_open,
             on_open_error_callback=self.on_connection_open_error,
             on_close_callback=self.on_connection_closed,
@@ -185,13 +227,13 @@ class Session:
         self.open_channel()
 
     def on_connection_open_error(self, _connection: object, error: BaseException) -> None:
-        self._failure = describe(error)
+        self._failure = self.describe(error)
         self._stop_loop()
 
     def on_connection_closed(self, _connection: object, reason: BaseException) -> None:
         self.channel = None
         if self._failure is None and not self._closing:
-            self._failure = describe(reason)
+            self._failure = self.describe(reason)
         self._stop_loop()
 
     def open_channel(self) -> None:
@@ -205,7 +247,7 @@ class Session:
     def on_channel_closed(self, _channel: Channel, reason: BaseException) -> None:
         self.channel = None
         if not self._closing:
-            text = describe(reason)
+            text = self.describe(reason)
             if isinstance(reason, pika.exceptions.ChannelClosedByBroker):
                 text = f"channel closed: {text}"
             self.fail(text)
@@ -219,6 +261,7 @@ class Session:
             exchange=self.settings.exchange,
             exchange_type="topic",
             durable=True,
+            passive=self.passive_exchange,
             callback=self.on_exchange_declared,
         )
 

@@ -33,6 +33,7 @@ Handler = Callable[[Basic.Deliver, BasicProperties, bytes], None]
 
 REASON_HEADER = "x-pvsim-reason"
 ROUTING_KEY_HEADER = "x-pvsim-routing-key"
+USER_ID_HEADER = "x-pvsim-user-id"  # the original sender: the broker checks user_id
 
 
 def queue_arguments(dead_letter_queue: str, delivery_limit: int) -> dict[str, object]:
@@ -148,6 +149,10 @@ class Consumer(Session):
             headers = {str(k): repr(v) for k, v in headers.items()}
         headers[REASON_HEADER] = reason
         headers[ROUTING_KEY_HEADER] = routing_key
+        if props.user_id:
+            # pvsimd may not republish with another user's user_id (the broker closes
+            # the channel): the sender goes into a header instead
+            headers[USER_ID_HEADER] = props.user_id
         dead = BasicProperties(
             content_type=props.content_type,
             content_encoding=props.content_encoding,
@@ -155,7 +160,6 @@ class Consumer(Session):
             delivery_mode=2,
             message_id=props.message_id,
             timestamp=props.timestamp,
-            user_id=props.user_id,
             app_id=props.app_id,
         )
         self.channel.basic_publish("", self.dead_letter_queue, body, dead)

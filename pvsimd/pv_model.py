@@ -1,41 +1,188 @@
-"""The PV model: the power a PV system at the site produces at a given moment.
+"""The PV model: the AC power a PV system at the site produces at a given moment.
 
-The daemon only needs :class:`PvModel`.  :class:`DayCurve` is the simple model: a smooth
-bell over the day in mean solar time at the site's longitude, zero at night (before 06:00
-and after 21:00 solar time), peaking at 3.3 kW at 13:30 solar time.  It never exceeds
-:data:`MAX_W`.
+The daemon only needs :class:`PvModel`.  :class:`PvSystem` is a PVWatts-style chain,
+standard library only, each step a model that pvlib also implements (and
+tests/validation compares against it):
+
+1. sun position (:mod:`pvsimd.solar_position`, Meeus + SPA's parallax and refraction);
+2. clear-sky irradiance (:mod:`pvsimd.clearsky`): Ineichen-Perez with a constant Linke
+   turbidity, or Haurwitz; Spencer's extraterrestrial irradiance, Kasten-Young air mass
+   at the site's pressure;
+3. with ``clouds = on``, the global irradiance times a seeded clear-sky index
+   (:mod:`pvsimd.clouds`);
+4. Erbs decomposition of the global irradiance into direct and diffuse
+   (:mod:`pvsimd.irradiance`);
+5. plane of array: beam (times the ASHRAE incidence angle modifier), isotropic sky
+   diffuse, ground-reflected with the albedo;
+6. cell temperature: Faiman (u0 = 25, u1 = 6.84, wind 1 m/s) at the ambient temperature;
+7. DC: PVWatts, pdc0 × E/1000 × (1 + γ (T_cell − 25)), pdc0 = AC rating × DC/AC ratio,
+   γ = −0.4 %/°C; then the system losses in percent;
+8. AC: the PVWatts inverter (nominal efficiency 96 %), clipping at the AC rating.
+
+Exactly 0 W while the sun is below the horizon; always within 0..peak_power_w, rounded
+to 0.1 W.  With clouds the result never exceeds the clear-sky result for the same
+instant.  Results are cached per timestamp (microsecond), since many meters share them.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
 
-MAX_W = 4000.0
+from pvsimd import clearsky, clouds, irradiance
+from pvsimd.solar_position import sun_position
+
+GAMMA_PDC = -0.004  # 1/°C: crystalline silicon
+FAIMAN_U0 = 25.0  # W/(m² K)
+FAIMAN_U1 = 6.84  # W s/(m³ K)
+WIND_SPEED = 1.0  # m/s
+INVERTER_ETA_NOMINAL = 0.96
+INVERTER_ETA_REFERENCE = 0.9637
+IAM_B = 0.05
+CACHE_SIZE = 65536
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class PvModel(Protocol):
     def power_w(self, ts: datetime) -> float:
-        """PV output in W at ``ts`` (aware), within 0..MAX_W, rounded to 0.1 W."""
+        """PV output in W at ``ts`` (aware), within 0..peak power, rounded to 0.1 W."""
 
 
 @dataclass(frozen=True)
-class DayCurve:
-    longitude: float
-    peak_w: float = 3300.0
-    sunrise_h: float = 6.0
-    sunset_h: float = 21.0
+class PvParameters:
+    """The site and the system.  Angles in degrees, azimuth clockwise from north."""
 
-    def solar_hour(self, ts: datetime) -> float:
-        """Mean solar time in hours: UTC shifted by 4 minutes per degree of longitude."""
-        seconds = ts.timestamp() + self.longitude * 240.0
-        return (seconds % 86400.0) / 3600.0
+    latitude: float
+    longitude: float
+    altitude: float = 0.0
+    peak_power_w: float = 4000.0  # the inverter's AC rating
+    dc_ac_ratio: float = 1.2
+    tilt: float = 30.0
+    azimuth: float = 180.0
+    losses: float = 14.0  # percent of the DC power
+    clearsky: str = "ineichen"  # or "haurwitz"
+    linke_turbidity: float = 3.0
+    albedo: float = 0.2
+    ambient_temperature: float = 20.0  # °C
+    clouds: bool = False
+    seed: int = 0
+
+    @property
+    def pdc0(self) -> float:
+        """The modules' DC rating at 1000 W/m² and 25 °C."""
+        return self.peak_power_w * self.dc_ac_ratio
+
+    @property
+    def inverter_pdc0(self) -> float:
+        """The inverter's DC input at its AC rating."""
+        return self.peak_power_w / INVERTER_ETA_NOMINAL
+
+    @property
+    def pressure_pa(self) -> float:
+        return clearsky.site_pressure_pa(self.altitude)
+
+
+class PvSystem:
+    """A PV system at a site: ``power_w(ts)`` in W, a pure function of ``ts``."""
+
+    def __init__(self, params: PvParameters):
+        if params.clearsky not in ("ineichen", "haurwitz"):
+            raise ValueError(f"unknown clear-sky model {params.clearsky!r}")
+        self.params = params
+        self._power_at_us = functools.lru_cache(maxsize=CACHE_SIZE)(self._compute_at_us)
+
+    @classmethod
+    def from_config(cls, site: Mapping[str, Any], pv: Mapping[str, Any]) -> PvSystem:
+        """From pvsimd's validated ``[site]`` and ``[pv]`` sections."""
+        return cls(
+            PvParameters(
+                latitude=site["latitude"],
+                longitude=site["longitude"],
+                altitude=site["altitude"],
+                peak_power_w=pv["peak_power_w"],
+                dc_ac_ratio=pv["dc_ac_ratio"],
+                tilt=pv["tilt"],
+                azimuth=pv["azimuth"],
+                losses=pv["losses"],
+                clearsky=pv["clearsky"],
+                linke_turbidity=pv["linke_turbidity"],
+                albedo=pv["albedo"],
+                ambient_temperature=pv["ambient_temperature"],
+                clouds=pv["clouds"] == "on",
+                seed=pv["seed"],
+            )
+        )
 
     def power_w(self, ts: datetime) -> float:
-        hour = self.solar_hour(ts)
-        if not self.sunrise_h < hour < self.sunset_h:
-            return 0.0
-        phase = (hour - self.sunrise_h) / (self.sunset_h - self.sunrise_h)
-        return round(min(self.peak_w * math.sin(math.pi * phase) ** 2, MAX_W), 1)
+        return self._power_at_us((ts - _EPOCH) // _MICROSECOND)
+
+    def _compute_at_us(self, epoch_us: int) -> float:
+        epoch_s = epoch_us / 1e6
+        p = self.params
+        clear = self.ac_power_w(epoch_s, 1.0)
+        if p.clouds and clear > 0.0:
+            kc = clouds.clear_sky_index(p.seed, epoch_s, p.longitude)
+            # clouds only take light away: a dimmer, more diffuse sky can still give a
+            # plane facing away from a low sun more than the clear sky does; cap it there
+            power = min(self.ac_power_w(epoch_s, kc), clear)
+        else:
+            power = clear
+        value = round(min(max(power, 0.0), p.peak_power_w), 1)
+        while value > p.peak_power_w:  # a rating that is not a multiple of 0.1 W
+            value = round(value - 0.1, 1)
+        return value
+
+    def ac_power_w(self, epoch_s: float, kc: float = 1.0) -> float:
+        """Unrounded AC power at POSIX time ``epoch_s`` under clear-sky index ``kc``."""
+        p = self.params
+        sun = sun_position(
+            epoch_s,
+            p.latitude,
+            p.longitude,
+            p.altitude,
+            pressure_hpa=p.pressure_pa / 100.0,
+            temperature_c=p.ambient_temperature,
+        )
+        if sun.apparent_zenith >= 90.0:
+            return 0.0  # the sun is below the horizon
+        day_of_year = time.gmtime(math.floor(epoch_s)).tm_yday
+        dni_extra = clearsky.extraterrestrial_irradiance(day_of_year)
+        if p.clearsky == "ineichen":
+            airmass = clearsky.relative_airmass(sun.apparent_zenith) * p.pressure_pa / 101325.0
+            ghi = clearsky.ineichen(
+                sun.apparent_zenith, airmass, p.linke_turbidity, p.altitude, dni_extra
+            ).ghi
+        else:
+            ghi = clearsky.haurwitz(sun.apparent_zenith)
+        ghi *= kc
+        split = irradiance.erbs(ghi, sun.zenith, dni_extra)
+        poa = irradiance.plane_of_array(
+            p.tilt, p.azimuth, sun.apparent_zenith, sun.azimuth, split.dni, ghi, split.dhi, p.albedo
+        )
+        effective = (
+            poa.direct * irradiance.ashrae_iam(poa.aoi, IAM_B)
+            + poa.sky_diffuse
+            + poa.ground_diffuse
+        )
+        cell_temperature = p.ambient_temperature + poa.total / (FAIMAN_U0 + FAIMAN_U1 * WIND_SPEED)
+        dc = effective / 1000.0 * p.pdc0 * (1 + GAMMA_PDC * (cell_temperature - 25.0))
+        dc *= 1.0 - p.losses / 100.0
+        return pvwatts_inverter(dc, p.inverter_pdc0)
+
+
+def pvwatts_inverter(pdc: float, pdc0: float) -> float:
+    """PVWatts inverter: part-load efficiency curve, clipped at eta_nominal × pdc0."""
+    if pdc <= 0.0:
+        return 0.0
+    zeta = pdc / pdc0
+    eta = (INVERTER_ETA_NOMINAL / INVERTER_ETA_REFERENCE) * (
+        -0.0162 * zeta - 0.0059 / zeta + 0.9858
+    )
+    return max(0.0, min(INVERTER_ETA_NOMINAL * pdc0, eta * pdc))

@@ -27,7 +27,8 @@ from pvsim.lifecycle import Daemon, StartupError
 from pvsim.reconnect import ConnectionLost, ReconnectPolicy
 from pvsimd.consumer import Consumer
 from pvsimd.day_files import DayFiles
-from pvsimd.pv_model import DayCurve
+from pvsimd.pv_model import PvSystem
+from pvsimd.senders import SenderCheck
 from pvsimd.settings import SCHEMA
 
 log = logging.getLogger("pvsimd")
@@ -49,8 +50,10 @@ class PvSimDaemon(Daemon):
         site, output, broker = self.config["site"], self.config["output"], self.config["broker"]
         self.broker = BrokerSettings.from_section(broker)
         self.queue: str = broker["queue"]
+        security = self.config["security"]
+        self.senders = SenderCheck(security["sender_map"]) if security["verify_sender"] else None
         self.tz = site["timezone"]
-        self.pv = DayCurve(longitude=site["longitude"])
+        self.pv = PvSystem.from_config(site, self.config["pv"])
         self.files = DayFiles(
             output["directory"],
             self.tz,
@@ -177,6 +180,9 @@ class PvSimDaemon(Daemon):
                 raise wire.InvalidReading(
                     f"routing key does not match meter_id {reading.meter_id!r}"
                 )
+            if self.senders is not None:  # [security] verify_sender
+                if forged := self.senders.forged(props.user_id, reading.meter_id):
+                    raise wire.InvalidReading(forged)
         except wire.InvalidReading as exc:
             self._dead_letter(method, props, body, str(exc))
             return True

@@ -5,12 +5,27 @@ from __future__ import annotations
 from pvsim import broker
 from pvsim import config as c
 from pvsim.lifecycle import logging_schema
+from pvsimd.senders import parse_sender_map
 
 SCHEMA: c.Schema = {
     "site": {
         "latitude": c.Option(c.number(-90, 90), None, "degrees, north positive"),
         "longitude": c.Option(c.number(-180, 180), None, "degrees, east positive"),
         "timezone": c.Option(c.timezone, "UTC", "IANA zone; decides each CSV file's day"),
+        "altitude": c.Option(c.number(-500, 9000), "0", "metres above sea level"),
+    },
+    "pv": {  # the PV system (pvsimd/pv_model.py)
+        "peak_power_w": c.Option(c.number(1, 1e9), "4000", "AC rating in W; never exceeded"),
+        "dc_ac_ratio": c.Option(c.number(0.5, 3), "1.2", "modules' DC rating / AC rating"),
+        "tilt": c.Option(c.number(0, 90), "30", "degrees from horizontal"),
+        "azimuth": c.Option(c.number(0, 360), "180", "degrees clockwise from north"),
+        "losses": c.Option(c.number(0, 99), "14", "system losses in percent of DC"),
+        "clearsky": c.Option(c.choice("ineichen", "haurwitz"), "ineichen", "clear-sky model"),
+        "linke_turbidity": c.Option(c.number(1, 10), "3", "Linke turbidity (ineichen)"),
+        "albedo": c.Option(c.number(0, 1), "0.2", "ground reflectance"),
+        "ambient_temperature": c.Option(c.number(-50, 60), "20", "air temperature in °C"),
+        "clouds": c.Option(c.choice("off", "on"), "off", "seeded clouds"),
+        "seed": c.Option(c.integer(), "0", "seed of the clouds"),
     },
     "broker": broker.schema(
         queue=c.Option(broker.queue_name, "pvsimd.readings", "durable queue of readings"),
@@ -35,6 +50,18 @@ SCHEMA: c.Schema = {
             c.number(0.01, 10), "0.1", "seconds between flushes (and acknowledgements)"
         ),
         "max_open_files": c.Option(c.integer(1, 65536), "256", "day files kept open at most"),
+    },
+    "security": {
+        "verify_sender": c.Option(
+            c.boolean,
+            "yes",
+            "accept a reading only when its AMQP user_id may send for its meter_id",
+        ),
+        "sender_map": c.Option(
+            parse_sender_map,
+            "",
+            "user:meter_id pairs (or a file of them) for users not named like their meter",
+        ),
     },
     "logging": logging_schema(),
 }

@@ -106,6 +106,8 @@ def test_python_package_holds_the_modules(debs: Debs):
     files = deb_files(debs.debs["python3-pvsim"])
     for module in ("pvsim", "meterd", "pvsimd"):
         assert f"/usr/lib/python3/dist-packages/{module}/__init__.py" in files
+    assert "/usr/bin/pvsim-broker-setup" in files
+    assert "/usr/share/man/man8/pvsim-broker-setup.8.gz" in files
     depends = deb_field(debs.debs["python3-pvsim"], "Depends")
     for dep in ("python3-pika", "python3-tenacity", "python3-sdnotify"):
         assert dep in depends

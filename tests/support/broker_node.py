@@ -27,6 +27,10 @@ Isolation details (RabbitMQ 3.10):
   ``base_dir/nodename``: a later BrokerNode on the same base_dir reuses it, as
   the Mnesia data belongs to the node name.
 * epmd (port 4369) is shared with the system broker; it is never killed.
+
+TLS is off unless ``tls=TlsListener(...)`` is given: the node then also listens for
+AMQPS on 127.0.0.1:``amqps_port`` with those certificate files (``amqps_url``); the
+plain listener stays, for the fixtures' own checks.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ import signal
 import socket
 import subprocess
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -136,10 +141,33 @@ def _process_tree(root_pid: int) -> set[int]:
     return {pid for pid in tree if _comm(pid) != "epmd"}
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """The node's TLS listener: its certificate and how it treats client certificates."""
+
+    cacertfile: Path
+    certfile: Path
+    keyfile: Path
+    verify_peer: bool = False  # ask for a client certificate and check it against cacertfile
+    fail_if_no_peer_cert: bool = False  # ... and refuse clients without one
+
+    def config_lines(self, port: int) -> list[str]:
+        return [
+            f"listeners.ssl.default = 127.0.0.1:{port}",
+            f"ssl_options.cacertfile = {Path(self.cacertfile).resolve()}",
+            f"ssl_options.certfile = {Path(self.certfile).resolve()}",
+            f"ssl_options.keyfile = {Path(self.keyfile).resolve()}",
+            f"ssl_options.verify = {'verify_peer' if self.verify_peer else 'verify_none'}",
+            f"ssl_options.fail_if_no_peer_cert = {str(self.fail_if_no_peer_cert).lower()}",
+        ]
+
+
 class BrokerNode:
     """A RabbitMQ node of our own on 127.0.0.1, with its data under base_dir."""
 
-    def __init__(self, base_dir: Path, amqp_port: int | None = None) -> None:
+    def __init__(
+        self, base_dir: Path, amqp_port: int | None = None, tls: TlsListener | None = None
+    ) -> None:
         self.base_dir = Path(base_dir).resolve()
         self.base_dir.mkdir(parents=True, exist_ok=True)
         name_file = self.base_dir / "nodename"
@@ -151,6 +179,10 @@ class BrokerNode:
         taken = {4369, 5672, 15672, 25672}
         self.amqp_port = amqp_port if amqp_port is not None else _free_port(taken)
         self.dist_port = _free_port(taken | {self.amqp_port})
+        self.tls = tls
+        self.amqps_port = (
+            _free_port(taken | {self.amqp_port, self.dist_port}) if tls is not None else None
+        )
         self.home_dir = self.base_dir / "home"
         self.mnesia_base = self.base_dir / "mnesia"
         self.log_dir = self.base_dir / "log"
@@ -179,6 +211,7 @@ class BrokerNode:
                     "disk_free_limit.absolute = 50MB",
                     "log.console = false",
                     "log.file.level = info",
+                    *(self.tls.config_lines(self.amqps_port) if self.tls is not None else []),
                     "",
                 ]
             )
@@ -215,6 +248,13 @@ class BrokerNode:
     @property
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.amqp_port}/%2F"
+
+    @property
+    def amqps_url(self) -> str:
+        """The TLS listener (``tls=`` given), by the name in the server certificate."""
+        if self.amqps_port is None:
+            raise RuntimeError("this node has no TLS listener (BrokerNode(tls=...))")
+        return f"amqps://guest:guest@localhost:{self.amqps_port}/%2F"
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None

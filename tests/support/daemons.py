@@ -123,6 +123,9 @@ class Site:
                 "retry_max": 1,
             },
             "output": {"directory": self.output, "flush_interval": 0.05},
+            # the tests publish as one shared user (guest) without user_id; the
+            # security tests turn verification on
+            "security": {"verify_sender": "no"},
             "logging": {"level": "info"},
         }
         for section, keys in overrides.items():

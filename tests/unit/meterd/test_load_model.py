@@ -81,3 +81,53 @@ def test_walk_stays_in_bounds_and_continuous_for_any_seed(seed, max_step, start)
         # rounding to 0.1 W may add up to 0.05 W on each side
         assert abs(v - previous) <= max_step + 0.1 + 1e-9
         previous = v
+
+
+# --- the profiles ([meter] profile) ----------------------------------------------------
+
+
+def _meter(**keys):  # noqa: ANN202
+    return {"id": "house-a", "seed": None, "max_step": 300.0, **keys}
+
+
+def test_build_picks_the_profile():
+    from meterd.household import Household
+    from meterd.load_model import PROFILES, Uniform, build
+
+    assert PROFILES == ("household", "random_walk", "uniform")
+    assert isinstance(build(_meter(profile="household", annual_kwh=2000.0)), Household)
+    assert isinstance(build(_meter(profile="random_walk")), RandomWalk)
+    assert isinstance(build(_meter(profile="uniform")), Uniform)
+    assert isinstance(build(_meter()), Household)  # the default
+
+
+def test_a_household_without_seed_is_the_same_house_at_every_start():
+    from meterd.load_model import build
+
+    stamps = [T0 + timedelta(minutes=13 * i) for i in range(200)]
+    first, second = build(_meter()), build(_meter())
+    assert [first.power_w(ts) for ts in stamps] == [second.power_w(ts) for ts in stamps]
+
+
+def test_uniform_is_a_pure_function_spread_over_0_to_9000():
+    from meterd.load_model import Uniform, build
+
+    stamps = [T0 + timedelta(seconds=10 * i) for i in range(5000)]
+    model = Uniform("house-a", 3)
+    values = [model.power_w(ts) for ts in stamps]
+    assert values == [Uniform("house-a", 3).power_w(ts) for ts in reversed(stamps)][::-1]
+    assert all(MIN_W <= v <= MAX_W and round(v, 1) == v for v in values)
+    assert min(values) < 100 and max(values) > 8900
+    assert 4300 < sum(values) / len(values) < 4700
+    assert values != [Uniform("house-b", 3).power_w(ts) for ts in stamps]
+    unseeded = build(_meter(profile="uniform"))  # a random seed of its own
+    assert [unseeded.power_w(ts) for ts in stamps[:50]] != values[:50]
+
+
+def test_random_walk_profile_uses_seed_and_max_step():
+    from meterd.load_model import build
+
+    a = build(_meter(profile="random_walk", seed=5, max_step=10.0))
+    b = build(_meter(profile="random_walk", seed=5, max_step=10.0))
+    assert walk(a, 100) == walk(b, 100)
+    assert max(abs(y - x) for x, y in pairwise(walk(a, 100))) <= 10.0 + 0.1

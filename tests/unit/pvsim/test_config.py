@@ -66,6 +66,9 @@ def test_meterd_defaults_fill_every_key_not_set(tmp_path):
     assert config["meter"] == {
         "id": "house-a",
         "interval": 10.0,
+        "profile": "household",
+        "annual_kwh": 3500.0,
+        "timezone": ZoneInfo("Europe/Berlin"),
         "max_step": 300.0,
         "seed": None,
         "state_directory": Path("/var/lib/meterd"),

@@ -1,0 +1,687 @@
+"""``pvsim-broker-setup``: provision RabbitMQ for pvsim with least privilege, idempotently.
+
+Run on the broker host (it drives ``rabbitmqctl``), once and again whenever a house is
+added; a second run with the same arguments changes nothing.  It makes
+
+* the virtual host (``pvsim`` by default), the durable topic exchange of readings, and
+  pvsimd's two quorum queues with exactly the arguments pvsimd declares (so pvsimd's own
+  declarations succeed), bound with ``reading.*``;
+* a policy bounding the dead-letter queue (a forging house cannot fill the broker's disk);
+* one broker user per meter, named like the meter, allowed only to publish its own
+  readings: configure ``^$``, write the exchange, read ``^$``, and the topic permission
+  ``^reading\\.<meter>$`` on the exchange; at most a few connections;
+* the pvsimd user: configure its exchange and queues (pvsimd declares them at start),
+  write its queue (the binding) and ``amq.default`` (dead letters are republished through
+  the default exchange), read its queue and the exchange (the binding).
+
+New users get a random password (:mod:`secrets`), written to ``--secrets-dir`` as
+``<user>.password`` (mode 0600) or printed once; existing users keep theirs.  With
+``--definitions FILE`` nothing is applied: the same set-up is written as RabbitMQ
+definitions JSON (password hashes: ``rabbit_password_hashing_sha256``) for
+``rabbitmqctl import_definitions`` or the management API.  At the end it prints, per
+house, the meterd drop-in that uses the new user (and one for pvsimd).
+
+New users are added with ``rabbitmqctl add_user`` reading the password from standard
+input, so no password appears in a process list.  rabbitmqctl has no command to declare
+exchanges or queues; those go through ``rabbitmqctl import_definitions`` (from standard
+input), which works asynchronously, so the result is polled until it is in place.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from pvsim import __version__, wire
+from pvsim.broker import DEFAULT_EXCHANGE
+from pvsimd.consumer import BINDING_KEY, queue_arguments
+from pvsimd.settings import SCHEMA as PVSIMD_SCHEMA
+
+PROG = "pvsim-broker-setup"
+HASHING = "rabbit_password_hashing_sha256"
+POLICY_NAME = "pvsim-dead-letters"
+EX_OK, EX_FAILED, EX_USAGE = 0, 1, 2
+
+_DEFAULTS = PVSIMD_SCHEMA["broker"]
+_NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,255}")
+
+
+class ProvisionError(Exception):
+    """Something the operator must fix; one line."""
+
+
+def password_hash(password: str, salt: bytes | None = None) -> str:
+    """RabbitMQ's ``rabbit_password_hashing_sha256``: base64(salt + sha256(salt + password)),
+    with a random 4-byte salt."""
+    salt = os.urandom(4) if salt is None else salt
+    if len(salt) != 4:
+        raise ValueError("the salt is 4 bytes")
+    digest = hashlib.sha256(salt + password.encode("utf-8")).digest()
+    return base64.b64encode(salt + digest).decode("ascii")
+
+
+def new_password() -> str:
+    return secrets.token_urlsafe(24)  # 32 characters, URL-safe
+
+
+def rx(name: str) -> str:
+    """``name`` as a literal in a permission regex."""
+    return re.sub(r"([.\\^$|?*+()\[\]{}])", r"\\\1", name)
+
+
+def exactly(*names: str) -> str:
+    """A permission regex matching exactly these names."""
+    if len(names) == 1:
+        return f"^{rx(names[0])}$"
+    return "^(" + "|".join(rx(n) for n in names) + ")$"
+
+
+NOTHING = "^$"
+
+
+@dataclass(frozen=True)
+class Permission:
+    configure: str
+    write: str
+    read: str
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What pvsim needs on the broker; the names must match pvsimd's config."""
+
+    meters: tuple[str, ...]
+    vhost: str = "pvsim"
+    exchange: str = DEFAULT_EXCHANGE
+    queue: str = _DEFAULTS["queue"].default
+    dead_letter_queue: str = _DEFAULTS["dead_letter_queue"].default
+    delivery_limit: int = int(_DEFAULTS["delivery_limit"].default)
+    pvsimd_user: str = "pvsimd"
+    dead_letter_max_length: int = 100_000  # 0: no policy
+    max_connections: int = 5  # per meter user; 0: no limit
+
+    def __post_init__(self) -> None:
+        for meter in self.meters:
+            if not wire.METER_ID_RE.fullmatch(meter):
+                raise ProvisionError(f"{meter!r} is no meter id (1-64 letters, digits, - or _)")
+        for what, name in (
+            ("exchange", self.exchange),
+            ("queue", self.queue),
+            ("dead-letter queue", self.dead_letter_queue),
+            ("pvsimd user", self.pvsimd_user),
+        ):
+            if not _NAME_RE.fullmatch(name):
+                raise ProvisionError(f"{what} {name!r}: 1-255 letters, digits, '.', '_', ':', '-'")
+        if self.pvsimd_user in self.meters:
+            raise ProvisionError(f"the pvsimd user {self.pvsimd_user!r} is also a meter id")
+        if self.queue == self.dead_letter_queue:
+            raise ProvisionError("the queue and the dead-letter queue must differ")
+        if not self.vhost:
+            raise ProvisionError("the virtual host name must not be empty")
+
+    @property
+    def users(self) -> tuple[str, ...]:
+        return (*self.meters, self.pvsimd_user)
+
+    def permission(self, user: str) -> Permission:
+        if user == self.pvsimd_user:
+            return Permission(
+                # pvsimd declares the exchange and both queues at every start
+                configure=exactly(self.exchange, self.queue, self.dead_letter_queue),
+                # queue.bind needs write on the queue; dead letters are republished
+                # through the default exchange, whose resource name is amq.default
+                write=exactly("amq.default", self.queue),
+                # consuming; queue.bind needs read on the exchange
+                read=exactly(self.exchange, self.queue),
+            )
+        # a meter publishes to the exchange, nothing else (its exchange.declare is passive)
+        return Permission(configure=NOTHING, write=exactly(self.exchange), read=NOTHING)
+
+    def topic_permission(self, user: str) -> Permission | None:
+        """Only for meters: the routing keys they may publish on the exchange."""
+        if user == self.pvsimd_user:
+            return None
+        return Permission(configure="", write=exactly(wire.routing_key(user)), read=NOTHING)
+
+    def limits(self, user: str) -> dict[str, int]:
+        if user == self.pvsimd_user or self.max_connections <= 0:
+            return {}
+        return {"max-connections": self.max_connections, "max-channels": 4 * self.max_connections}
+
+    # --- the objects, as RabbitMQ definitions ------------------------------------------
+
+    def exchange_def(self) -> dict[str, Any]:
+        return {
+            "name": self.exchange,
+            "vhost": self.vhost,
+            "type": "topic",
+            "durable": True,
+            "auto_delete": False,
+            "internal": False,
+            "arguments": {},
+        }
+
+    def queue_defs(self) -> list[dict[str, Any]]:
+        def queue(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "name": name,
+                "vhost": self.vhost,
+                "durable": True,
+                "auto_delete": False,
+                "arguments": arguments,
+            }
+
+        return [
+            queue(self.dead_letter_queue, {"x-queue-type": "quorum"}),
+            queue(self.queue, queue_arguments(self.dead_letter_queue, self.delivery_limit)),
+        ]
+
+    def binding_def(self) -> dict[str, Any]:
+        return {
+            "source": self.exchange,
+            "vhost": self.vhost,
+            "destination": self.queue,
+            "destination_type": "queue",
+            "routing_key": BINDING_KEY,
+            "arguments": {},
+        }
+
+    def policy_defs(self) -> list[dict[str, Any]]:
+        if self.dead_letter_max_length <= 0:
+            return []
+        return [
+            {
+                "vhost": self.vhost,
+                "name": POLICY_NAME,
+                "pattern": exactly(self.dead_letter_queue),
+                "apply-to": "queues",
+                "priority": 0,
+                "definition": {"max-length": self.dead_letter_max_length},
+            }
+        ]
+
+    def definitions(self, passwords: dict[str, str]) -> dict[str, Any]:
+        """Everything as RabbitMQ definitions; users of ``passwords`` with their hashes."""
+        users = [
+            {
+                "name": user,
+                "password_hash": password_hash(passwords[user]),
+                "hashing_algorithm": HASHING,
+                "tags": [],
+                "limits": self.limits(user),
+            }
+            for user in self.users
+            if user in passwords
+        ]
+        permissions = []
+        topic_permissions = []
+        for user in self.users:
+            p = self.permission(user)
+            permissions.append(
+                {"user": user, "vhost": self.vhost, "configure": p.configure}
+                | {"write": p.write, "read": p.read}
+            )
+            if (t := self.topic_permission(user)) is not None:
+                topic_permissions.append(
+                    {"user": user, "vhost": self.vhost, "exchange": self.exchange}
+                    | {"write": t.write, "read": t.read}
+                )
+        return {
+            "vhosts": [{"name": self.vhost}],
+            "users": users,
+            "permissions": permissions,
+            "topic_permissions": topic_permissions,
+            "exchanges": [self.exchange_def()],
+            "queues": self.queue_defs(),
+            "bindings": [self.binding_def()],
+            "policies": self.policy_defs(),
+        }
+
+
+# --- talking to the broker ---------------------------------------------------------------
+
+
+class Rabbitmqctl:
+    """``rabbitmqctl [-n NODE] -q ARGS``; raises ProvisionError with its message."""
+
+    def __init__(
+        self, command: str = "rabbitmqctl", node: str | None = None, env: dict | None = None
+    ):
+        self.command = [command, *(["-n", node] if node else [])]
+        self.env = env
+
+    def __call__(self, *args: str, stdin: str | None = None, timeout: float = 120) -> str:
+        try:
+            proc = subprocess.run(
+                [*self.command, "-q", *args],
+                input=stdin,
+                stdin=None if stdin is not None else subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                env=self.env,
+            )
+        except FileNotFoundError:
+            raise ProvisionError(
+                f"{self.command[0]} not found: run this on the broker host "
+                "(or give --rabbitmqctl), or use --definitions FILE"
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise ProvisionError(f"rabbitmqctl {args[0]} timed out") from None
+        if proc.returncode != 0:
+            lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+            raise ProvisionError(f"rabbitmqctl {args[0]} failed: {' '.join(lines[:3])}")
+        return proc.stdout
+
+    def export(self) -> dict[str, Any]:
+        """The broker's definitions (vhosts, users, permissions, queues, ...)."""
+        out = self("export_definitions", "-", "--format", "json")
+        start = out.find("{")
+        try:
+            return json.loads(out[start:]) if start >= 0 else {}
+        except json.JSONDecodeError:
+            raise ProvisionError("rabbitmqctl export_definitions gave no JSON") from None
+
+
+@dataclass
+class State:
+    """The parts of the broker's definitions we look at, in one vhost."""
+
+    vhosts: set[str]
+    users: dict[str, dict[str, Any]]
+    permissions: dict[tuple[str, str], Permission]  # (user, vhost)
+    topic_permissions: dict[tuple[str, str], Permission]  # (user, exchange) in our vhost
+    exchanges: dict[str, dict[str, Any]]
+    queues: dict[str, dict[str, Any]]
+    bindings: list[dict[str, Any]]
+    policies: dict[str, dict[str, Any]]
+
+    @classmethod
+    def read(cls, defs: dict[str, Any], vhost: str) -> State:
+        def here(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            return [i for i in items or [] if i.get("vhost") == vhost]
+
+        return cls(
+            vhosts={v["name"] for v in defs.get("vhosts") or []},
+            users={u["name"]: u for u in defs.get("users") or []},
+            permissions={
+                (p["user"], p["vhost"]): Permission(p["configure"], p["write"], p["read"])
+                for p in defs.get("permissions") or []
+            },
+            topic_permissions={
+                (p["user"], p["exchange"]): Permission("", p["write"], p["read"])
+                for p in here(defs.get("topic_permissions"))
+            },
+            exchanges={x["name"]: x for x in here(defs.get("exchanges"))},
+            queues={q["name"]: q for q in here(defs.get("queues"))},
+            bindings=here(defs.get("bindings")),
+            policies={p["name"]: p for p in here(defs.get("policies"))},
+        )
+
+
+@dataclass
+class Report:
+    changes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    new_passwords: dict[str, str] = field(default_factory=dict)
+
+    def change(self, text: str) -> None:
+        self.changes.append(text)
+
+
+def _has_binding(state: State, layout: Layout) -> bool:
+    want = layout.binding_def()
+    return any(
+        b.get("source") == want["source"]
+        and b.get("destination") == want["destination"]
+        and b.get("destination_type") == "queue"
+        and b.get("routing_key") == want["routing_key"]
+        for b in state.bindings
+    )
+
+
+def _check_existing(state: State, layout: Layout) -> None:
+    """Objects that exist with other properties would make pvsimd's declarations fail."""
+    have = state.exchanges.get(layout.exchange)
+    if have is not None and (have.get("type") != "topic" or not have.get("durable")):
+        raise ProvisionError(
+            f"exchange {layout.exchange!r} exists as type={have.get('type')} "
+            f"durable={have.get('durable')}; pvsim needs a durable topic exchange"
+        )
+    for want in layout.queue_defs():
+        have = state.queues.get(want["name"])
+        if have is None:
+            continue
+        if (have.get("arguments") or {}) != want["arguments"] or not have.get("durable"):
+            raise ProvisionError(
+                f"queue {want['name']!r} exists with arguments {have.get('arguments')}, "
+                f"but pvsimd declares {want['arguments']}: pvsimd would fail with "
+                "PRECONDITION_FAILED; drain and delete it, or match pvsimd's settings"
+            )
+
+
+def apply(
+    layout: Layout,
+    ctl: Rabbitmqctl,
+    password_for: Callable[[str], str],
+    wait: float = 60.0,
+) -> Report:
+    """Bring the broker to ``layout``; only what differs is changed."""
+    report = Report()
+    state = State.read(ctl.export(), layout.vhost)
+    _check_existing(state, layout)
+    vhost = layout.vhost
+
+    if vhost not in state.vhosts:
+        ctl("add_vhost", vhost)
+        report.change(f"virtual host {vhost}: created")
+
+    for user in layout.users:
+        have = state.users.get(user)
+        if have is None:
+            password = password_for(user)
+            ctl("add_user", user, stdin=password + "\n")  # read from stdin: not in argv
+            report.new_passwords[user] = password
+            report.change(f"user {user}: created")
+        elif have.get("tags"):
+            tags = have["tags"]
+            tags = ",".join(tags) if isinstance(tags, list) else str(tags)
+            ctl("set_user_tags", user)
+            report.change(f"user {user}: tags {tags} removed (it needs none)")
+        want = layout.permission(user)
+        if state.permissions.get((user, vhost)) != want:
+            ctl("set_permissions", "-p", vhost, user, want.configure, want.write, want.read)
+            report.change(
+                f"permissions of {user} in {vhost}: configure {want.configure} "
+                f"write {want.write} read {want.read}"
+            )
+        for (other_user, other_vhost), _p in sorted(state.permissions.items()):
+            if other_user == user and other_vhost != vhost:
+                report.notes.append(
+                    f"user {user} also has permissions in virtual host {other_vhost!r}; "
+                    f"remove them unless meant: rabbitmqctl clear_permissions -p "
+                    f"'{other_vhost}' {user}"
+                )
+        topic = layout.topic_permission(user)
+        if topic is not None:
+            have_topic = state.topic_permissions.get((user, layout.exchange))
+            if have_topic is None or (have_topic.write, have_topic.read) != (
+                topic.write,
+                topic.read,
+            ):
+                ctl(
+                    "set_topic_permissions", "-p", vhost, user, layout.exchange,
+                    topic.write, topic.read,
+                )  # fmt: skip
+                report.change(
+                    f"topic permissions of {user} on {layout.exchange}: write {topic.write} "
+                    f"read {topic.read}"
+                )
+        limits = layout.limits(user)
+        have_limits = (have or {}).get("limits") or {}
+        if limits and have_limits != limits:
+            ctl("set_user_limits", user, json.dumps(limits))
+            report.change(f"limits of {user}: {json.dumps(limits)}")
+
+    for policy in layout.policy_defs():
+        have = state.policies.get(policy["name"])
+        same = have is not None and all(
+            have.get(k) == policy[k] for k in ("pattern", "apply-to", "definition", "priority")
+        )
+        if not same:
+            ctl(
+                "set_policy", "-p", vhost, "--apply-to", policy["apply-to"],
+                "--priority", str(policy["priority"]), policy["name"], policy["pattern"],
+                json.dumps(policy["definition"]),
+            )  # fmt: skip
+            report.change(f"policy {policy['name']}: {json.dumps(policy['definition'])}")
+
+    missing: dict[str, list[dict[str, Any]]] = {}
+    if layout.exchange not in state.exchanges:
+        missing["exchanges"] = [layout.exchange_def()]
+    queues = [q for q in layout.queue_defs() if q["name"] not in state.queues]
+    if queues:
+        missing["queues"] = queues
+    if not _has_binding(state, layout):
+        missing["bindings"] = [layout.binding_def()]
+    if missing:
+        ctl("import_definitions", stdin=json.dumps(missing))
+        _wait_for_objects(layout, ctl, wait)
+        names = [o.get("name") or f"binding {BINDING_KEY}" for v in missing.values() for o in v]
+        report.change("declared " + ", ".join(str(n) for n in names))
+    return report
+
+
+def _wait_for_objects(layout: Layout, ctl: Rabbitmqctl, wait: float) -> None:
+    """import_definitions returns before it is done: poll until everything is there."""
+    deadline = time.monotonic() + wait
+    while True:
+        state = State.read(ctl.export(), layout.vhost)
+        if (
+            layout.exchange in state.exchanges
+            and all(q["name"] in state.queues for q in layout.queue_defs())
+            and _has_binding(state, layout)
+        ):
+            _check_existing(state, layout)
+            return
+        if time.monotonic() > deadline:
+            raise ProvisionError(
+                f"the exchange and queues did not appear within {wait:g} s after "
+                "rabbitmqctl import_definitions; see the broker's log"
+            )
+        time.sleep(0.5)
+
+
+# --- secrets and snippets ----------------------------------------------------------------
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to a new or existing file with mode 0600."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+class Passwords:
+    """Existing ``<user>.password`` files are reused; new passwords are written there."""
+
+    def __init__(self, directory: Path | None):
+        self.directory = directory
+        self.created: dict[str, str] = {}
+
+    def path(self, user: str) -> Path | None:
+        return self.directory / f"{user}.password" if self.directory is not None else None
+
+    def __call__(self, user: str) -> str:
+        path = self.path(user)
+        if path is not None and path.exists():
+            text = path.read_text(encoding="utf-8").rstrip("\r\n")
+            if text:
+                return text
+        password = new_password()
+        if path is not None:
+            write_private(path, password + "\n")
+        self.created[user] = password
+        return password
+
+
+def daemon_url(base: str, user: str, vhost: str) -> str:
+    parts = urlsplit(base)
+    host = parts.hostname or "localhost"
+    if ":" in host:
+        host = f"[{host}]"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{quote(user, safe='')}@{host}{port}/{quote(vhost, safe='')}"
+
+
+def meterd_snippet(layout: Layout, meter: str, base_url: str) -> str:
+    exchange = "" if layout.exchange == DEFAULT_EXCHANGE else f"exchange = {layout.exchange}\n"
+    return (
+        f"# {meter}: a drop-in of that meter's config, e.g. /etc/meterd/meterd.ini.d/"
+        f"60-broker.ini\n"
+        f"# (meterd.service) or /etc/meterd/{meter}.ini.d/60-broker.ini (meterd@{meter})\n"
+        f"[broker]\n"
+        f"url = {daemon_url(base_url, meter, layout.vhost)}\n"
+        f"{exchange}"
+        f"password_file = /etc/meterd/{meter}.password\n"
+        f"# install the password readable by meterd only:\n"
+        f"#   install -m 0600 -o meterd -g meterd {meter}.password /etc/meterd/\n"
+    )
+
+
+def pvsimd_snippet(layout: Layout, base_url: str) -> str:
+    names = ""
+    if layout.exchange != DEFAULT_EXCHANGE:
+        names += f"exchange = {layout.exchange}\n"
+    if layout.queue != _DEFAULTS["queue"].default:
+        names += f"queue = {layout.queue}\n"
+    if layout.dead_letter_queue != _DEFAULTS["dead_letter_queue"].default:
+        names += f"dead_letter_queue = {layout.dead_letter_queue}\n"
+    if layout.delivery_limit != int(_DEFAULTS["delivery_limit"].default):
+        names += f"delivery_limit = {layout.delivery_limit}\n"
+    user = layout.pvsimd_user
+    return (
+        f"# pvsimd: /etc/pvsimd/pvsimd.ini.d/60-broker.ini\n"
+        f"[broker]\n"
+        f"url = {daemon_url(base_url, user, layout.vhost)}\n"
+        f"{names}"
+        f"password_file = /etc/pvsimd/broker-password\n"
+        f"# install -m 0600 -o pvsimd {user}.password /etc/pvsimd/broker-password\n"
+        f"# (or a systemd credential: see LoadCredential= in pvsimd.service)\n"
+        f"[security]\n"
+        f"verify_sender = yes\n"
+    )
+
+
+# --- command line ------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description="Provision RabbitMQ for pvsim: virtual host, exchange, pvsimd's queues, "
+        "one least-privilege user per meter and one for pvsimd. Idempotent.",
+    )
+    p.add_argument("meters", nargs="+", metavar="METER_ID", help="meter ids (= user names)")
+    p.add_argument("--vhost", default="pvsim", help="virtual host (default: %(default)s)")
+    p.add_argument("--exchange", default=Layout.exchange, help="default: %(default)s")
+    p.add_argument("--queue", default=Layout.queue, help="pvsimd's queue (default: %(default)s)")
+    p.add_argument("--dead-letter-queue", default=Layout.dead_letter_queue)
+    p.add_argument("--delivery-limit", type=int, default=Layout.delivery_limit)
+    p.add_argument("--pvsimd-user", default="pvsimd", help="default: %(default)s")
+    p.add_argument(
+        "--dead-letter-max-length",
+        type=int,
+        default=Layout.dead_letter_max_length,
+        help="policy: dead letters kept at most, the oldest dropped (0: no policy; "
+        "default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=Layout.max_connections,
+        help="connections per meter user at most (0: no limit; default: %(default)s)",
+    )
+    p.add_argument(
+        "--secrets-dir",
+        type=Path,
+        help="write new passwords to DIR/<user>.password (mode 0600) and reuse existing "
+        "ones; without it new passwords are printed once",
+    )
+    p.add_argument(
+        "--url",
+        help="the broker as the daemons reach it, for the printed config "
+        "(default: amqps://<this host's name>:5671)",
+    )
+    p.add_argument(
+        "--definitions",
+        type=Path,
+        metavar="FILE",
+        help="write RabbitMQ definitions JSON to FILE (mode 0600) instead of applying them",
+    )
+    p.add_argument("--rabbitmqctl", default="rabbitmqctl", help="default: %(default)s")
+    p.add_argument("--node", help="the RabbitMQ node (rabbitmqctl -n)")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, env: dict | None = None) -> int:
+    args = _parser().parse_args(argv)
+    args.url = args.url or f"amqps://{socket.getfqdn()}:5671"
+    try:
+        layout = Layout(
+            meters=tuple(dict.fromkeys(args.meters)),
+            vhost=args.vhost,
+            exchange=args.exchange,
+            queue=args.queue,
+            dead_letter_queue=args.dead_letter_queue,
+            delivery_limit=args.delivery_limit,
+            pvsimd_user=args.pvsimd_user,
+            dead_letter_max_length=args.dead_letter_max_length,
+            max_connections=args.max_connections,
+        )
+        if urlsplit(args.url).scheme not in ("amqp", "amqps"):
+            raise ProvisionError(f"--url must start with amqps:// or amqp://, got {args.url!r}")
+        if args.secrets_dir is not None:
+            args.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        passwords = Passwords(args.secrets_dir)
+        if args.definitions is not None:
+            defs = layout.definitions({user: passwords(user) for user in layout.users})
+            write_private(args.definitions, json.dumps(defs, indent=2) + "\n")
+            print(f"{PROG}: definitions for {len(layout.users)} users written to "
+                  f"{args.definitions} (import: rabbitmqctl import_definitions FILE)")  # fmt: skip
+            report = Report(new_passwords=dict(passwords.created))
+        else:
+            ctl = Rabbitmqctl(args.rabbitmqctl, args.node, env)
+            report = apply(layout, ctl, passwords)
+            for line in report.changes:
+                print(f"{PROG}: {line}")
+            if not report.changes:
+                print(f"{PROG}: everything already in place, nothing changed")
+        for note in report.notes:
+            print(f"{PROG}: note: {note}", file=sys.stderr)
+    except ProvisionError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EX_FAILED
+    except OSError as exc:
+        print(f"{PROG}: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return EX_FAILED
+
+    _print_result(layout, args, passwords, report)
+    return EX_OK
+
+
+def _print_result(layout: Layout, args: argparse.Namespace, pw: Passwords, report: Report) -> None:
+    created = {u: p for u, p in report.new_passwords.items() if u in pw.created}
+    if created and args.secrets_dir is None:
+        print("\n# New passwords, shown only now (nothing stores them): put each in its")
+        print("# password file on the host that needs it.")
+        for user, password in created.items():
+            print(f"#   {user}: {password}")
+    elif created:
+        print(f"\n# New passwords are in {args.secrets_dir}/<user>.password (mode 0600).")
+    print("\n# Configuration of the daemons (password handling: docs/security.md)\n")
+    for meter in layout.meters:
+        print(meterd_snippet(layout, meter, args.url))
+    print(pvsimd_snippet(layout, args.url))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Validation tier: the PV model against pvlib (a test-only dependency, PyPI phase only)."""
