@@ -14,8 +14,9 @@ from meterd.schedule import Schedule
 from meterd.settings import SCHEMA
 from meterd.spool import Spool
 from pvsim.broker import BrokerSettings
+from pvsim.broker_link import BrokerLink
 from pvsim.lifecycle import Daemon, StartupError
-from pvsim.reconnect import ConnectionLost, ReconnectPolicy
+from pvsim.reconnect import ConnectionLost
 
 log = logging.getLogger("meterd")
 
@@ -64,17 +65,9 @@ class MeterDaemon(Daemon):
                     self.config["broker"]["publish_window"], spool["max_bytes"]
                 ),
             )
-        self.policy = ReconnectPolicy(
-            self.broker.retry_initial,
-            self.broker.retry_max,
-            self.signals.stop,
-            idle=self.heartbeat,
-            what=f"broker {self.broker.display_url}",
-        )
+        self.link = BrokerLink(self.broker, self.signals.stop, idle=self.heartbeat)
         self.publisher: Publisher | None = None
-        self.connected_since: float | None = None
         self.published = 0
-        self._confirmed_in_session = 0
         self._draining_until: float | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -106,21 +99,18 @@ class MeterDaemon(Daemon):
 
     def run(self) -> None:
         while not self.signals.stop.is_set():
-            publisher = self.policy.call(self._open_session)
+            publisher = self.link.open(self._open_session)
             if publisher is None:
                 return
             self.publisher = publisher
-            self.connected_since = time.time()
-            self._confirmed_in_session = 0
             log.info("connected to %s", self.broker.display_url)
             publisher.publish_pending()
             try:
                 publisher.run()
                 return  # paused for the drain
             except ConnectionLost as exc:
-                self.policy.lost(exc, healthy=self._session_was_healthy())
+                self.link.lost(exc)
                 self.publisher = None
-                self.connected_since = None
 
     def drain(self) -> None:
         self.sampler.join(timeout=5)
@@ -176,14 +166,9 @@ class MeterDaemon(Daemon):
 
     def _on_confirmed(self, count: int) -> None:
         self.published += count
-        self._confirmed_in_session += count
+        self.link.did_work(count)
         if self.replay is not None:
             self.replay.on_confirmed()
-
-    def _session_was_healthy(self) -> bool:
-        """Confirmed readings, or lived longer than the longest backoff delay."""
-        lived = time.time() - (self.connected_since or time.time())
-        return self._confirmed_in_session > 0 or lived > self.broker.retry_max
 
     def _tick(self) -> None:
         self.heartbeat()
@@ -208,12 +193,7 @@ class MeterDaemon(Daemon):
             publisher.publish_pending()
 
     def status(self) -> str:
-        if self.publisher is not None and self.connected_since is not None:
-            link = f"connected since {_hhmmss(self.connected_since)}"
-        elif self.policy.retrying_since is not None:
-            link = f"broker unreachable, retrying since {_hhmmss(self.policy.retrying_since)}"
-        else:
-            link = "connecting"
+        link = self.link.describe("connected")
         last = self.sampler.last_ts_us
         age = "none yet" if last is None else f"{time.time() - last / 1e6:.0f} s ago"
         if self.replay is not None:
@@ -230,7 +210,3 @@ class MeterDaemon(Daemon):
         if self.spool.dropped:
             text = f"SPOOL FULL: {self.spool.dropped} readings dropped; " + text
         return text
-
-
-def _hhmmss(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))

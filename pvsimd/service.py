@@ -23,8 +23,9 @@ from pika.spec import Basic, BasicProperties
 
 from pvsim import wire
 from pvsim.broker import BrokerSettings
+from pvsim.broker_link import BrokerLink, format_time
 from pvsim.lifecycle import Daemon, StartupError
-from pvsim.reconnect import ConnectionLost, ReconnectPolicy
+from pvsim.reconnect import ConnectionLost
 from pvsimd.consumer import Consumer
 from pvsimd.day_files import DayFiles
 from pvsimd.pv_model import PvSystem
@@ -62,17 +63,9 @@ class PvSimDaemon(Daemon):
         )
         self.flush_interval: float = output["flush_interval"]
         self.ack_batch = max(1, broker["prefetch"] // 2)
-        self.policy = ReconnectPolicy(
-            self.broker.retry_initial,
-            self.broker.retry_max,
-            self.signals.stop,
-            idle=self.heartbeat,
-            what=f"broker {self.broker.display_url}",
-        )
+        self.link = BrokerLink(self.broker, self.signals.stop, idle=self.heartbeat)
         self.consumer: Consumer | None = None
-        self.connected_since: float | None = None
         self._draining = False
-        self._handled_in_session = 0
         # acknowledgement state of the current session
         self._unacked = 0  # processed deliveries not yet acknowledged
         self._last_tag = 0  # delivery tag of the newest processed delivery
@@ -103,12 +96,10 @@ class PvSimDaemon(Daemon):
         return self._connect()
 
     def _connect(self) -> bool:
-        consumer = self.policy.call(self._open_session)
+        consumer = self.link.open(self._open_session)
         if consumer is None:
             return False
         self.consumer = consumer
-        self.connected_since = time.time()
-        self._handled_in_session = 0
         log.info("consuming from queue %s on %s", self.queue, self.broker.display_url)
         return True
 
@@ -118,10 +109,9 @@ class PvSimDaemon(Daemon):
                 self.consumer.run()
                 return  # paused: stop requested
             except ConnectionLost as exc:
-                self.policy.lost(exc, healthy=self._session_was_healthy())
+                self.link.lost(exc)
                 self._forget_unacked()
                 self.consumer = None
-                self.connected_since = None
             if self.signals.stop.is_set() or not self._connect():
                 return
 
@@ -253,7 +243,7 @@ class PvSimDaemon(Daemon):
         if self._dead_letters_unconfirmed:
             return  # acknowledged when the broker confirms the dead letters
         self.consumer.ack_upto(self._last_tag)
-        self._handled_in_session += self._unacked
+        self.link.did_work(self._unacked)
         self._unacked = 0
 
     # --- storage failure episodes ------------------------------------------------------
@@ -315,15 +305,6 @@ class PvSimDaemon(Daemon):
         if self.signals.stop.is_set() and not self._draining:
             consumer.pause()
 
-    def _session_was_healthy(self) -> bool:
-        """Acknowledged work, or lived longer than the longest backoff delay.
-
-        A session that keeps dying before it acknowledges anything (say a message that
-        makes it fail) backs off like a failed connection attempt.
-        """
-        lived = time.time() - (self.connected_since or time.time())
-        return self._handled_in_session > 0 or lived > self.broker.retry_max
-
     def _count_today(self, reading: wire.Reading) -> None:
         day = reading.ts.astimezone(self.tz).date().isoformat()
         if day != self._day and day >= datetime.now(self.tz).date().isoformat():
@@ -332,12 +313,7 @@ class PvSimDaemon(Daemon):
             self.rows_today += 1
 
     def status(self) -> str:
-        if self.consumer is not None and self.connected_since is not None:
-            link = f"consuming {self.queue} since {_hhmmss(self.connected_since)}"
-        elif self.policy.retrying_since is not None:
-            link = f"broker unreachable, retrying since {_hhmmss(self.policy.retrying_since)}"
-        else:
-            link = "connecting"
+        link = self.link.describe(f"consuming {self.queue}")
         last = self.last_reading_us
         age = "none yet" if last is None else f"{time.time() - last / 1e6:.0f} s old"
         depth = self.consumer.depth if self.consumer is not None else None
@@ -348,13 +324,9 @@ class PvSimDaemon(Daemon):
             f"backlog {backlog} in the queue; last reading {age}"
         )
         if self._storage_error is not None:
-            since = _hhmmss(self._storage_failing_since or time.time())
+            since = format_time(self._storage_failing_since or time.time())
             text = (
                 f"CSV WRITES FAILING since {since} ({self._storage_error}), "
                 f"{self._unacked + len(self._held)} readings waiting; " + text
             )
         return text
-
-
-def _hhmmss(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch))
