@@ -123,8 +123,29 @@ def _reject_constant(name: str) -> None:
     raise InvalidReading(f"non-finite number {name} in body")
 
 
+# One decoder for every message: json.loads with an argument builds a new one per call.
+_JSON = json.JSONDecoder(parse_constant=_reject_constant)
+_scan_json = _JSON.scan_once
+_meter_id_ok = METER_ID_RE.fullmatch
+
+# Parsed timestamps by their text: a meter samples on its interval's grid, so the
+# readings of a neighbourhood share few distinct timestamps.
+TS_CACHE_SIZE = 4096
+_ts_cache: dict[str, datetime] = {}
+
+
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _parse_json(text: str) -> object:
+    try:
+        doc, end = _scan_json(text, 0)
+    except StopIteration:
+        end = -1
+    if end != len(text):  # whitespace around it, or not JSON: the full decoder says which
+        doc = _JSON.decode(text)
+    return doc
 
 
 def decode(body: bytes) -> Reading:
@@ -136,47 +157,52 @@ def decode(body: bytes) -> Reading:
     except UnicodeDecodeError:
         raise InvalidReading("body is not valid UTF-8") from None
     try:
-        doc = json.loads(text, parse_constant=_reject_constant)
+        doc = _parse_json(text)
     except InvalidReading:
         raise
     except (ValueError, RecursionError) as exc:
         raise InvalidReading(f"body is not JSON ({str(exc)[:60]})") from None
-    if not isinstance(doc, dict):
+    if doc.__class__ is not dict:
         raise InvalidReading("body is not a JSON object")
+    get = doc.get
 
-    v = doc.get("v")
-    if v != VERSION or not _is_number(v):
+    v = get("v")
+    if v != VERSION or v.__class__ not in (int, float):  # not True: bool is not int here
         raise InvalidReading(f"unsupported version v={v!r:.20}, expected {VERSION}")
 
-    meter_id = doc.get("meter_id")
-    if meter_id is None:
-        raise InvalidReading("missing field meter_id")
-    if not is_valid_meter_id(meter_id):
+    meter_id = get("meter_id")
+    if meter_id.__class__ is not str or _meter_id_ok(meter_id) is None:
+        if meter_id is None:
+            raise InvalidReading("missing field meter_id")
         raise InvalidReading(
             f"meter_id {str(meter_id)[:70]!r} is not 1-64 letters, digits, '-' or '_'"
         )
 
-    seq = doc.get("seq")
-    if seq is not None and (
-        not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq <= MAX_SEQ
-    ):
+    seq = get("seq")
+    if seq is not None and (seq.__class__ is not int or not 0 <= seq <= MAX_SEQ):
         raise InvalidReading(f"seq {str(seq)[:30]!r} is not a non-negative integer")
 
-    ts_text = doc.get("ts")
-    if ts_text is None:
-        raise InvalidReading("missing field ts")
-    if not isinstance(ts_text, str):
-        raise InvalidReading("ts is not a string")
-    ts = parse_ts(ts_text)
+    ts_text = get("ts")
+    ts = _ts_cache.get(ts_text) if ts_text.__class__ is str else None
+    if ts is None:
+        if ts_text is None:
+            raise InvalidReading("missing field ts")
+        if not isinstance(ts_text, str):
+            raise InvalidReading("ts is not a string")
+        ts = parse_ts(ts_text)
+        if len(_ts_cache) >= TS_CACHE_SIZE:
+            _ts_cache.clear()
+        _ts_cache[ts_text] = ts
 
-    power = doc.get("power_w")
-    if power is None:
-        raise InvalidReading("missing field power_w")
-    if not _is_number(power):
-        raise InvalidReading("power_w is not a number")
-    power = float(power) if isinstance(power, float) or abs(power) < 2**53 else math.inf
-    if not math.isfinite(power) or not MIN_POWER_W <= power <= MAX_POWER_W:
+    power = get("power_w")
+    if power.__class__ is not float:
+        if power is None:
+            raise InvalidReading("missing field power_w")
+        if not _is_number(power):
+            raise InvalidReading("power_w is not a number")
+        power = float(power) if abs(power) < 2**53 else math.inf
+    if not MIN_POWER_W <= power <= MAX_POWER_W:  # also false for NaN
         raise InvalidReading(
             f"power_w {str(doc['power_w'])[:30]} is outside {MIN_POWER_W:g}..{MAX_POWER_W:g} W"
         )
-    return Reading(meter_id=meter_id, ts=ts, power_w=power, seq=seq)
+    return Reading(meter_id, ts, power, seq)

@@ -1,21 +1,32 @@
 """CSV day files: one file per meter per day, the day taken in the site's timezone.
 
 ``<directory>/<meter_id>/<YYYY-MM-DD>.csv`` with the header
-``timestamp,meter_id,meter_w,pv_w,sum_w,seq``.  Rows are buffered and written by
-:meth:`DayFiles.flush`, which the consumer calls before it acknowledges anything.
+``timestamp,meter_id,meter_w,pv_w,sum_w,seq``.  Rows are buffered by
+:meth:`DayFiles.write` and written by :meth:`DayFiles.flush`, which makes them durable
+(see :mod:`pvsimd.durable`) before it returns; the consumer acknowledges only after it.
 
 Guarantees:
 
 * the header exactly once per file, also after a restart or a crash;
-* no torn line survives: a partial last line (a crash mid-write) is cut off on reopening,
-  and a failed flush is rolled back to the last complete row, keeping its rows buffered
-  for the next attempt;
+* no torn line survives: a partial last line (a crash mid-write) is cut off when the file
+  is first opened, and a failed flush is rolled back to the last complete row, keeping
+  its rows buffered for the next attempt;
 * one row per reading: a reading whose (meter_id, ts) the file already holds is dropped.
   Readings usually arrive in time order, so a file keeps only its newest timestamp in
   memory and reads its timestamps from disk only when an older one arrives.  The newest
   timestamp comes from a scan of the whole file when it is first opened (rows that
-  arrived out of order mean the last row need not be the newest), and is remembered
-  when the file is closed to stay under ``max_open``, so reopening it costs no scan.
+  arrived out of order mean the last row need not be the newest);
+* at most ``max_open`` descriptors on day files.  What a file needs between flushes
+  (size, newest timestamp, buffered rows) lives in memory apart from its descriptor, so
+  a descriptor can be closed at any time and the file reopened at the next flush with a
+  single ``open``; a file's size is checked on every reopening, and a file changed by
+  someone else is examined again.
+
+Cost per reading: one dictionary lookup for what depends on the timestamp alone (the
+local time text, the day, the epoch microseconds; many meters share a timestamp), one
+for the file, and a formatted row appended to a list.  Per flush: one ``write`` per file
+touched (plus an ``open`` and ``close`` when its descriptor was not kept) and one
+``syncfs``.
 """
 
 from __future__ import annotations
@@ -27,21 +38,16 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 
 from pvsim import wire
+from pvsimd import durable
 
 log = logging.getLogger("pvsimd.files")
 
 HEADER = b"timestamp,meter_id,meter_w,pv_w,sum_w,seq\n"
 COLUMNS = HEADER.decode().strip().split(",")
+_HEADER_TEXT = HEADER.decode()
 
-
-def tenths(watts: float) -> int:
-    return round(watts * 10)
-
-
-def format_tenths(value: int) -> str:
-    sign = "-" if value < 0 else ""
-    value = abs(value)
-    return f"{sign}{value // 10}.{value % 10}"
+TIME_CACHE = 4096  # timestamps whose local text and day are remembered
+MAX_KNOWN = 65536  # files whose state is remembered (about 250 bytes each)
 
 
 def format_local_ts(ts: datetime, tz: tzinfo) -> str:
@@ -53,41 +59,62 @@ def format_local_ts(ts: datetime, tz: tzinfo) -> str:
     return local.isoformat(timespec="microseconds")
 
 
+def _row(local_ts: str, meter_id: str, meter_w: float, pv_w: float, seq: int | None) -> str:
+    # Watts with one decimal; sum_w from the rounded values, so the row adds up as written.
+    # An integer number of tenths divided by 10 is the double nearest that decimal, which
+    # ".1f" prints exactly.
+    meter = round(meter_w * 10)
+    pv = round(pv_w * 10)
+    return (
+        f"{local_ts},{meter_id},{meter / 10:.1f},{pv / 10:.1f},{(meter + pv) / 10:.1f},"
+        f"{'' if seq is None else seq}\n"
+    )
+
+
 def format_row(reading: wire.Reading, pv_w: float, tz: tzinfo) -> bytes:
     """One CSV row; ``sum_w`` is computed from the rounded values, so it adds up as written."""
-    meter = tenths(reading.power_w)
-    pv = tenths(pv_w)
-    seq = "" if reading.seq is None else str(reading.seq)
-    return (
-        f"{format_local_ts(reading.ts, tz)},{reading.meter_id},{format_tenths(meter)},"
-        f"{format_tenths(pv)},{format_tenths(meter + pv)},{seq}\n"
-    ).encode()
+    local = format_local_ts(reading.ts, tz)
+    return _row(local, reading.meter_id, reading.power_w, pv_w, reading.seq).encode()
 
 
-def row_ts_us(line: bytes) -> int:
+def row_ts_us(line: bytes | str) -> int:
     """The identity (epoch microseconds) of a row's timestamp."""
-    return wire.to_epoch_us(datetime.fromisoformat(line.split(b",", 1)[0].decode()))
+    if isinstance(line, bytes):
+        line = line.decode()
+    return wire.to_epoch_us(datetime.fromisoformat(line.split(",", 1)[0]))
 
 
 class DayFile:
-    """One open CSV file with its unflushed rows."""
+    """What pvsimd knows of one day file: its size, newest timestamp, unflushed rows, and
+    its descriptor while it has one."""
 
-    def __init__(self, path: Path, known: tuple[int, int | None] | None = None):
-        """Open (creating) ``path``; ``known`` is (size, newest timestamp) from an earlier
-        opening, trusted only while the file still has that size."""
+    __slots__ = ("key", "path", "fd", "size", "newest_us", "seen", "rows", "suspect")
+
+    def __init__(self, key: tuple[str, str], path: str):
+        self.key = key
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-        self.size = self._repair()
-        self.buffer: list[bytes] = []
-        self.buffered_ts: list[int] = []
-        if known is not None and known[0] == self.size:
-            self.newest_us = known[1]
-        else:
-            self.newest_us = self._newest_on_disk()
+        self.fd: int | None = None
+        self.size = 0  # bytes written and kept (complete rows only)
+        self.newest_us: int | None = None
         self.seen: set[int] | None = None  # all timestamps, loaded only when needed
+        self.rows: list[str] = []  # not yet written
+        self.suspect = False  # a rollback failed: check the size before the next write
+
+    def examine(self) -> None:
+        """Learn size and newest timestamp from the open file, cutting off a torn line."""
+        self.size = self._repair()
+        if self.rows and self.rows[0] == _HEADER_TEXT:
+            del self.rows[0]
+        self.seen = None
+        self.newest_us = None
+        if self.size > len(HEADER):
+            self.newest_us = max(self._timestamps_on_disk(), default=None)
+        for row in self.rows:
+            ts_us = row_ts_us(row)
+            if self.newest_us is None or ts_us > self.newest_us:
+                self.newest_us = ts_us
         if self.size == 0:
-            self.buffer.append(HEADER)
+            self.rows.insert(0, _HEADER_TEXT)
 
     def _repair(self) -> int:
         """Cut off a torn last line; returns the size of the complete part."""
@@ -124,148 +151,285 @@ class DayFile:
                     continue
         return seen
 
-    def _newest_on_disk(self) -> int | None:
-        if self.size <= len(HEADER):
-            return None
-        return max(self._timestamps_on_disk(), default=None)
+    def is_repeat(self, ts_us: int) -> bool:
+        """True when the file (written or buffered) already holds ``ts_us``; the slow path
+        for a timestamp not newer than the newest."""
+        if self.seen is None:
+            self.seen = self._timestamps_on_disk() if self.size > len(HEADER) else set()
+            self.seen.update(row_ts_us(r) for r in self.rows if r != _HEADER_TEXT)
+        return ts_us in self.seen
 
-    def _load_seen(self) -> set[int]:
-        return self._timestamps_on_disk() | set(self.buffered_ts)
-
-    @property
-    def known(self) -> tuple[int, int | None]:
-        """(size, newest timestamp) of the file as written, for a later reopening."""
-        return self.size, self.newest_us
-
-    def add(self, ts_us: int, row: bytes) -> bool:
-        """Buffer a row unless the file already holds its timestamp."""
-        if self.newest_us is None or ts_us > self.newest_us:
-            self.newest_us = ts_us
-        else:
-            if self.seen is None:
-                self.seen = self._load_seen()
-            if ts_us in self.seen:
-                return False
-        if self.seen is not None:
-            self.seen.add(ts_us)
-        self.buffer.append(row)
-        self.buffered_ts.append(ts_us)
-        return True
-
-    @property
-    def dirty(self) -> bool:
-        return bool(self.buffer)
-
-    def flush(self, fsync: bool) -> None:
-        """Write the buffered rows; on failure roll the file back and raise OSError."""
-        if not self.buffer:
-            return
-        data = b"".join(self.buffer)
+    def write(self) -> tuple[int, list[str]]:
+        """Write the buffered rows; returns (size before, rows written) for a rollback.
+        On failure the file is cut back to its last complete row, the rows stay
+        buffered, and OSError is raised."""
+        rows = self.rows
+        data = "".join(rows).encode()
+        before = self.size
         try:
-            if os.fstat(self.fd).st_size != self.size:  # a rollback that failed earlier
-                os.ftruncate(self.fd, self.size)
+            if self.suspect:  # a rollback that failed earlier
+                if os.fstat(self.fd).st_size != before:
+                    os.ftruncate(self.fd, before)
+                self.suspect = False
             view = memoryview(data)
             while view:
                 written = os.write(self.fd, view)
                 view = view[written:]
-            if fsync:
-                os.fsync(self.fd)
         except OSError:
-            try:
-                os.ftruncate(self.fd, self.size)
-            except OSError:
-                log.exception("%s: could not roll back a failed write", self.path)
+            self.rollback(before)
             raise
-        self.size += len(data)
-        self.buffer.clear()
-        self.buffered_ts.clear()
+        self.size = before + len(data)
+        self.rows = []
+        return before, rows
 
-    def close(self) -> None:
-        os.close(self.fd)
+    def rollback(self, size: int) -> None:
+        try:
+            os.ftruncate(self.fd, size)
+        except OSError:
+            self.suspect = True
+            log.exception("%s: could not roll back a failed write", self.path)
+        self.size = size
 
 
 class DayFiles:
-    """All day files, with at most ``max_open`` kept open (least recently used closed)."""
+    """All day files, with at most ``max_open`` descriptors open (least recently used
+    closed first)."""
 
-    def __init__(self, directory: Path, tz: tzinfo, *, fsync: bool = True, max_open: int = 256):
+    def __init__(
+        self,
+        directory: Path,
+        tz: tzinfo,
+        *,
+        fsync: bool | str = True,
+        max_open: int = 256,
+    ):
         self.directory = Path(directory)
         self.tz = tz
-        self.fsync = fsync
-        self.max_open = max_open
-        self._open: OrderedDict[tuple[str, str], DayFile] = OrderedDict()
-        self._dirty: set[tuple[str, str]] = set()
-        # (size, newest timestamp) of files closed to stay under max_open
-        self._known: OrderedDict[tuple[str, str], tuple[int, int | None]] = OrderedDict()
-        self.max_known = 65536
+        if fsync is True:
+            fsync = "batch"
+        elif fsync is False:
+            fsync = "off"
+        if fsync not in durable.MODES:
+            raise ValueError(f"fsync must be one of {durable.MODES}, not {fsync!r}")
+        if fsync == "batch" and not durable.syncfs_available():
+            log.warning("syncfs is not available here; fsync = batch syncs file by file")
+            fsync = "file"
+        self.fsync: str = fsync
+        self.max_open = max(1, max_open)
+        self.max_known = MAX_KNOWN
+        self._dir = str(self.directory)
+        self._dir_fd: int | None = None
+        self._files: OrderedDict[tuple[str, str], DayFile] = OrderedDict()
+        self._fds: OrderedDict[tuple[str, str], DayFile] = OrderedDict()  # LRU of open ones
+        self._dirty: list[DayFile] = []  # files with buffered rows
+        self._times: dict[datetime, tuple[int, str, str]] = {}
+        self._new_dirs: list[str] = []  # created since the last sync (fsync = file)
+
+    # --- per timestamp -------------------------------------------------------------------
+
+    def _time(self, ts: datetime) -> tuple[int, str, str]:
+        """(epoch microseconds, local day, local time text) of ``ts``, cached."""
+        t = self._times.get(ts)
+        if t is None:
+            if len(self._times) >= TIME_CACHE:
+                self._times.clear()
+            local = ts.astimezone(self.tz)
+            t = (wire.to_epoch_us(ts), local.date().isoformat(), format_local_ts(ts, self.tz))
+            self._times[ts] = t
+        return t
+
+    def day_of(self, ts: datetime) -> str:
+        """The site's local day of ``ts``, ``YYYY-MM-DD``: the file a reading goes to."""
+        return self._time(ts)[1]
 
     def path_for(self, meter_id: str, ts: datetime) -> Path:
-        day = ts.astimezone(self.tz).date().isoformat()
-        return self.directory / meter_id / f"{day}.csv"
+        return self.directory / meter_id / f"{self.day_of(ts)}.csv"
 
-    def _file(self, meter_id: str, ts: datetime) -> tuple[tuple[str, str], DayFile]:
-        day = ts.astimezone(self.tz).date().isoformat()
-        key = (meter_id, day)
-        f = self._open.get(key)
-        if f is not None:
-            self._open.move_to_end(key)
-            return key, f
-        if len(self._open) >= self.max_open:
-            # close the least recently used files that have nothing buffered; files with
-            # buffered rows stay open until the next flush (the limit is briefly exceeded)
-            clean = [k for k in self._open if k not in self._dirty]
-            for old_key in clean[: len(self._open) - self.max_open + 1]:
-                self._forget(old_key, remember=True)
-        f = DayFile(self.directory / meter_id / f"{day}.csv", self._known.pop(key, None))
-        self._open[key] = f
-        return key, f
+    # --- writing -------------------------------------------------------------------------
 
     def write(self, reading: wire.Reading, pv_w: float) -> bool:
         """Buffer the reading's row; False when it is a repeat of one already written."""
-        key, f = self._file(reading.meter_id, reading.ts)
-        added = f.add(reading.ts_us, format_row(reading, pv_w, self.tz))
-        if added:
-            self._dirty.add(key)
-        return added
+        ts_us, day, local = self._time(reading.ts)
+        meter_id = reading.meter_id
+        key = (meter_id, day)
+        f = self._files.get(key)
+        if f is None:
+            f = self._first_open(key)
+        else:
+            self._files.move_to_end(key)
+        newest = f.newest_us
+        if newest is None or ts_us > newest:
+            f.newest_us = ts_us
+        else:
+            if f.seen is None and f.size > len(HEADER):
+                self._descriptor(f)  # is_repeat reads the file's timestamps
+            if f.is_repeat(ts_us):
+                return False
+        if f.seen is not None:
+            f.seen.add(ts_us)
+        if not f.rows:
+            self._dirty.append(f)
+        f.rows.append(_row(local, meter_id, reading.power_w, pv_w, reading.seq))
+        return True
 
     def flush(self) -> None:
-        """Write (and, with fsync, sync) every buffered row; raises OSError on failure.
+        """Write every buffered row and make it durable; raises OSError on failure.
 
         A file whose write fails is rolled back to its last complete row and keeps its
-        buffered rows, so a later flush writes them again.
+        buffered rows, so a later flush writes them again; the other files are written.
+        When making them durable fails, every file written by this flush is rolled back.
         """
+        if not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, []
+        written: list[tuple[DayFile, int, list[str]]] = []
         failed: OSError | None = None
-        for key in list(self._dirty):
+        for f in dirty:
             try:
-                self._open[key].flush(self.fsync)
+                self._descriptor(f)
+                before, rows = f.write()
+                if self.fsync == "file":
+                    self._fsync_file(f, before, rows)
             except OSError as exc:
                 failed = failed or exc
+                self._dirty.append(f)
                 continue
-            self._dirty.discard(key)
+            written.append((f, before, rows))
+        if written and self.fsync == "batch":
+            try:
+                durable.syncfs(self._directory_fd())
+            except OSError as exc:
+                log.error("syncfs on %s failed: %s; rolling back this flush", self._dir, exc)
+                self._roll_back(written)
+                raise
         if failed is not None:
             raise failed
 
-    def discard_unflushed(self) -> None:
-        """Forget buffered rows (their messages go back to the broker unacknowledged)."""
-        for key in list(self._dirty):
-            self._forget(key, remember=False)  # its state is read from disk again
-        self._dirty.clear()
+    def _fsync_file(self, f: DayFile, before: int, rows: list[str]) -> None:
+        try:
+            os.fsync(f.fd)
+            if before == 0:  # a new file: its directory entry too
+                durable.fsync_directory(os.path.dirname(f.path))
+            while self._new_dirs:
+                durable.fsync_directory(self._new_dirs[-1])
+                self._new_dirs.pop()
+        except OSError:
+            f.rows[:0] = rows
+            f.rollback(before)
+            raise
 
-    def _forget(self, key: tuple[str, str], remember: bool) -> None:
-        f = self._open.pop(key)
-        if remember:
-            self._known[key] = f.known
-            while len(self._known) > self.max_known:
-                self._known.popitem(last=False)
-        f.close()
+    def _roll_back(self, written: list[tuple[DayFile, int, list[str]]]) -> None:
+        for f, before, rows in written:
+            try:
+                self._descriptor(f)
+            except OSError:
+                f.suspect = True
+                f.size = before
+            else:
+                f.rollback(before)
+            f.rows[:0] = rows
+            self._dirty.append(f)
+
+    def discard_unflushed(self) -> None:
+        """Forget buffered rows (their messages go back to the broker unacknowledged);
+        those files are examined afresh when next written to."""
+        for f in self._dirty:
+            self._forget(f.key)
+        self._dirty = []
+
+    # --- descriptors ---------------------------------------------------------------------
+
+    def _first_open(self, key: tuple[str, str]) -> DayFile:
+        meter_id, day = key
+        f = DayFile(key, f"{self._dir}/{meter_id}/{day}.csv")
+        self._open(f)
+        try:
+            f.examine()
+        except OSError:
+            self._close(f)
+            raise
+        self._files[key] = f
+        if f.rows:  # the header of a new file
+            self._dirty.append(f)
+        if len(self._files) > self.max_known:
+            self._shrink()
+        return f
+
+    def _descriptor(self, f: DayFile) -> None:
+        """Make sure ``f`` has a descriptor, checking that the file is as we left it."""
+        if f.fd is not None:
+            self._fds.move_to_end(f.key)
+            return
+        self._open(f)
+        if f.suspect:
+            return
+        size = os.fstat(f.fd).st_size
+        if size != f.size:
+            log.warning(
+                "%s: changed outside pvsimd (%d bytes, expected %d); examining it again",
+                f.path,
+                size,
+                f.size,
+            )
+            f.examine()
+
+    def _open(self, f: DayFile) -> None:
+        while len(self._fds) >= self.max_open:
+            _, old = self._fds.popitem(last=False)
+            os.close(old.fd)
+            old.fd = None
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        try:
+            f.fd = os.open(f.path, flags, 0o640)
+        except FileNotFoundError:  # a new meter: its directory first
+            parent = os.path.dirname(f.path)
+            os.makedirs(parent, exist_ok=True)
+            if self.fsync == "file":
+                self._new_dirs.append(self._dir)
+            f.fd = os.open(f.path, flags, 0o640)
+        self._fds[f.key] = f
+
+    def _close(self, f: DayFile) -> None:
+        if f.fd is not None:
+            self._fds.pop(f.key, None)
+            os.close(f.fd)
+            f.fd = None
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        f = self._files.pop(key, None)
+        if f is not None:
+            self._close(f)
+
+    def _shrink(self) -> None:
+        """Forget the least recently written files that have nothing buffered."""
+        excess = len(self._files) - self.max_known
+        victims = []
+        for key, f in self._files.items():
+            if len(victims) >= excess:
+                break
+            if not f.rows:
+                victims.append(key)
+        for key in victims:
+            self._forget(key)
+
+    def _directory_fd(self) -> int:
+        if self._dir_fd is None:
+            self._dir_fd = os.open(self._dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return self._dir_fd
 
     @property
     def open_files(self) -> int:
-        return len(self._open)
+        """Descriptors open on day files (at most ``max_open``)."""
+        return len(self._fds)
 
     def close(self) -> None:
         try:
             self.flush()
         finally:
-            for f in self._open.values():
-                f.close()
-            self._open.clear()
+            for f in self._fds.values():
+                os.close(f.fd)
+                f.fd = None
+            self._fds.clear()
+            if self._dir_fd is not None:
+                os.close(self._dir_fd)
+                self._dir_fd = None

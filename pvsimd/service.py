@@ -15,6 +15,7 @@ messages are never requeued, so a long episode does not use up their delivery li
 from __future__ import annotations
 
 import logging
+import resource
 import time
 from collections import deque
 from datetime import datetime
@@ -38,6 +39,23 @@ STORAGE_RETRY_S = 1.0
 DEPTH_INTERVAL_S = 5.0  # how often STATUS asks the broker for the queue's backlog
 
 Delivery = tuple[Basic.Deliver, BasicProperties, bytes]
+DESCRIPTOR_RESERVE = 64  # for the broker connection, the journal, the config and Python
+
+
+def descriptor_budget(max_open_files: int) -> int:
+    """``max_open_files``, lowered (with a WARNING) to fit the process's descriptor limit."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or max_open_files + DESCRIPTOR_RESERVE <= soft:
+        return max_open_files
+    budget = max(16, soft - DESCRIPTOR_RESERVE)
+    log.warning(
+        "max_open_files = %d does not fit the descriptor limit %d; using %d "
+        "(raise LimitNOFILE= with systemctl edit pvsimd)",
+        max_open_files,
+        soft,
+        budget,
+    )
+    return budget
 
 
 class PvSimDaemon(Daemon):
@@ -58,8 +76,8 @@ class PvSimDaemon(Daemon):
         self.files = DayFiles(
             output["directory"],
             self.tz,
-            fsync=output["fsync"] == "batch",
-            max_open=output["max_open_files"],
+            fsync=output["fsync"],
+            max_open=descriptor_budget(output["max_open_files"]),
         )
         self.flush_interval: float = output["flush_interval"]
         self.ack_batch = max(1, broker["prefetch"] // 2)
@@ -81,9 +99,11 @@ class PvSimDaemon(Daemon):
         self.rows = 0
         self.duplicates = 0
         self.rejected = 0
-        self.last_reading_us: int | None = None
+        self.last_reading: datetime | None = None
+        self._today = ""  # the site's date, updated every tick
         self._day = ""
         self.rows_today = 0
+        self._update_today()
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -183,11 +203,15 @@ class PvSimDaemon(Daemon):
             return False
         if added:
             self.rows += 1
-            self._count_today(reading)
+            day = self.files.day_of(reading.ts)
+            if day == self._day:
+                self.rows_today += 1
+            elif day >= self._today:
+                self._day, self.rows_today = day, 1
         else:
             self.duplicates += 1
             log.debug("dropped a repeat of %s at %s", reading.meter_id, wire.format_ts(reading.ts))
-        self.last_reading_us = reading.ts_us
+        self.last_reading = reading.ts
         self._processed(method.delivery_tag)
         return True
 
@@ -291,6 +315,7 @@ class PvSimDaemon(Daemon):
 
     def _tick(self) -> None:
         self.heartbeat()
+        self._update_today()
         consumer = self.consumer
         if consumer is None:
             return
@@ -305,17 +330,15 @@ class PvSimDaemon(Daemon):
         if self.signals.stop.is_set() and not self._draining:
             consumer.pause()
 
-    def _count_today(self, reading: wire.Reading) -> None:
-        day = reading.ts.astimezone(self.tz).date().isoformat()
-        if day != self._day and day >= datetime.now(self.tz).date().isoformat():
-            self._day, self.rows_today = day, 0
-        if day == self._day:
-            self.rows_today += 1
+    def _update_today(self) -> None:
+        self._today = datetime.now(self.tz).date().isoformat()
+        if self._day < self._today:  # "rows today" counts the newest day from today on
+            self._day, self.rows_today = self._today, 0
 
     def status(self) -> str:
         link = self.link.describe(f"consuming {self.queue}")
-        last = self.last_reading_us
-        age = "none yet" if last is None else f"{time.time() - last / 1e6:.0f} s old"
+        last = self.last_reading
+        age = "none yet" if last is None else f"{time.time() - last.timestamp():.0f} s old"
         depth = self.consumer.depth if self.consumer is not None else None
         backlog = "?" if depth is None else str(depth)
         text = (

@@ -42,14 +42,17 @@ SCHEMA: c.Schema = {
     "output": {
         "directory": c.Option(c.path, "/var/lib/pvsimd", "CSV files go to <this>/<meter>/"),
         "fsync": c.Option(
-            c.choice("batch", "off"),
+            c.choice("batch", "file", "off"),
             "batch",
-            "batch: fsync written files before acknowledging; off: leave it to the kernel",
+            "batch: one syncfs per flush before acknowledging; file: fsync each written file; "
+            "off: leave it to the kernel",
         ),
         "flush_interval": c.Option(
             c.number(0.01, 10), "0.1", "seconds between flushes (and acknowledgements)"
         ),
-        "max_open_files": c.Option(c.integer(1, 65536), "256", "day files kept open at most"),
+        "max_open_files": c.Option(
+            c.integer(1, 65536), "256", "descriptors kept open on day files at most"
+        ),
     },
     "security": {
         "verify_sender": c.Option(

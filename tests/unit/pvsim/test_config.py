@@ -222,7 +222,7 @@ BAD_VALUES = {
     "bad choice": (
         PVSIMD,
         PVSIMD_MIN + "[output]\nfsync = always\n",
-        ["[output] fsync", "one of batch, off", "'always'"],
+        ["[output] fsync", "one of batch, file, off", "'always'"],
     ),
     "bad log level": (
         METERD,

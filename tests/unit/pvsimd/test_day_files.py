@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import errno
 import io
+import os
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from freezegun import freeze_time
 
 from pvsim import wire
-from pvsimd import day_files
+from pvsimd import day_files, durable
 from pvsimd.day_files import HEADER, DayFiles
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -368,17 +369,60 @@ def test_max_open_2_with_3_meters_writes_every_row(tmp_path):
         assert lines(path).count(HEADER_LINE) == 1
 
 
-def test_files_with_buffered_rows_stay_open_until_flushed(tmp_path):
+def open_csv_descriptors(directory: Path) -> int:
+    fds = Path("/proc/self/fd")
+    count = 0
+    for fd in fds.iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith(str(directory)) and target.endswith(".csv"):
+            count += 1
+    return count
+
+
+def test_open_descriptors_never_exceed_max_open_even_with_buffered_rows(tmp_path):
     files = DayFiles(tmp_path, BERLIN, fsync=False, max_open=2)
-    for meter in ("house-a", "house-b", "house-c"):
-        files.write(reading(utc(2026, 11, 24, 10), meter=meter), 1.0)
-    assert files.open_files == 3  # none could be closed without losing rows
+    meters = [f"house-{c}" for c in "abcde"]
+    for s in (0, 10, 20):
+        for meter in meters:
+            assert files.write(reading(utc(2026, 11, 24, 10, 0, s), meter=meter, seq=s), 1.0)
+            assert files.open_files <= 2
+            assert open_csv_descriptors(tmp_path) <= 2
     files.flush()
-    files.write(reading(utc(2026, 11, 24, 10), meter="house-d"), 1.0)
-    assert files.open_files == 2  # back within the limit once clean files can be closed
+    assert open_csv_descriptors(tmp_path) <= 2
     files.close()
-    for meter in ("house-a", "house-b", "house-c", "house-d"):
-        assert len(rows(tmp_path / meter / "2026-11-24.csv")) == 1
+    assert open_csv_descriptors(tmp_path) == 0
+    for meter in meters:
+        assert [row["seq"] for row in rows(tmp_path / meter / "2026-11-24.csv")] == [
+            "0",
+            "10",
+            "20",
+        ]
+
+
+def test_file_removed_while_closed_is_recreated_with_its_header(tmp_path, caplog):
+    files = DayFiles(tmp_path, BERLIN, fsync=False, max_open=1)
+    write_all(files, [reading(utc(2026, 11, 24, 10))])
+    write_all(files, [reading(utc(2026, 11, 24, 10), meter="house-b")])  # closes house-a's
+    path = tmp_path / "house-a/2026-11-24.csv"
+    path.unlink()  # an operator cleaning up
+    write_all(files, [reading(utc(2026, 11, 24, 10, 0, 10))])
+    files.close()
+    assert lines(path) == [HEADER_LINE, "2026-11-24T11:00:10+01:00,house-a,1234.5,100.0,1334.5,1"]
+    assert "changed outside pvsimd" in caplog.text
+
+
+def test_forgotten_file_state_is_read_again_from_disk(tmp_path):
+    files = DayFiles(tmp_path, BERLIN, fsync=False, max_open=1)
+    files.max_known = 2
+    for meter in ("house-a", "house-b", "house-c"):  # house-a's state is dropped
+        write_all(files, [reading(utc(2026, 11, 24, 10, 0, 10), meter=meter)])
+    assert files.write(reading(utc(2026, 11, 24, 10, 0, 10)), 1.0) is False
+    assert files.write(reading(utc(2026, 11, 24, 10, 0, 0)), 1.0) is True
+    files.close()
+    assert len(rows(tmp_path / "house-a/2026-11-24.csv")) == 2
 
 
 def test_close_flushes_buffered_rows(tmp_path):
@@ -390,9 +434,95 @@ def test_close_flushes_buffered_rows(tmp_path):
 
 def test_fsync_batch_writes_the_same_rows(tmp_path):
     files = DayFiles(tmp_path, BERLIN, fsync=True)
-    write_all(files, [reading(utc(2026, 11, 24, 10))])
+    assert files.fsync == "batch"  # one syncfs per flush (this machine's libc has it)
+    write_all(files, [reading(utc(2026, 11, 24, 10), meter=m) for m in ("house-a", "house-b")])
     files.close()
-    assert len(rows(tmp_path / "house-a/2026-11-24.csv")) == 1
+    for meter in ("house-a", "house-b"):
+        assert len(rows(tmp_path / meter / "2026-11-24.csv")) == 1
+
+
+def test_syncfs_is_real_and_reports_errors(tmp_path):
+    assert durable.syncfs_available()
+    fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        durable.syncfs(fd)
+    finally:
+        os.close(fd)
+    with pytest.raises(OSError) as info:
+        durable.syncfs(fd)  # closed
+    assert info.value.errno == errno.EBADF
+
+
+def test_failed_syncfs_rolls_back_the_whole_flush(tmp_path, monkeypatch):
+    files = DayFiles(tmp_path, BERLIN, fsync="batch", max_open=1)
+    meters = ("house-a", "house-b", "house-c")
+    write_all(files, [reading(utc(2026, 11, 24, 10), meter=m) for m in meters])
+    before = {m: (tmp_path / m / "2026-11-24.csv").read_bytes() for m in meters}
+    for m in meters:
+        files.write(reading(utc(2026, 11, 24, 10, 0, 10), meter=m), 1.0)
+
+    def syncfs(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(day_files.durable, "syncfs", syncfs)
+    with pytest.raises(OSError) as info:
+        files.flush()
+    assert info.value.errno == errno.EIO
+    assert {m: (tmp_path / m / "2026-11-24.csv").read_bytes() for m in meters} == before
+    monkeypatch.undo()
+    files.flush()  # the rows were kept: written now, once
+    assert files.write(reading(utc(2026, 11, 24, 10, 0, 10)), 1.0) is False
+    files.close()
+    for m in meters:
+        assert [r["timestamp"][11:19] for r in rows(tmp_path / m / "2026-11-24.csv")] == [
+            "11:00:00",
+            "11:00:10",
+        ]
+
+
+def test_fsync_file_syncs_each_file_and_each_new_directory_entry(tmp_path, monkeypatch):
+    synced_dirs = []
+    real = day_files.durable.fsync_directory
+    monkeypatch.setattr(
+        day_files.durable, "fsync_directory", lambda p: (synced_dirs.append(str(p)), real(p))
+    )
+    fsynced = []
+    real_fsync = day_files.os.fsync
+    monkeypatch.setattr(day_files.os, "fsync", lambda fd: (fsynced.append(fd), real_fsync(fd)))
+    files = DayFiles(tmp_path, BERLIN, fsync="file")
+    write_all(files, [reading(utc(2026, 11, 24, 10))])
+    assert sorted(synced_dirs) == [str(tmp_path), str(tmp_path / "house-a")]
+    assert len(fsynced) == 3  # the file and the two directories
+    synced_dirs.clear()
+    write_all(files, [reading(utc(2026, 11, 24, 10, 0, 10))])  # an existing file: no dirs
+    assert synced_dirs == [] and len(fsynced) == 4
+    files.close()
+    assert len(rows(tmp_path / "house-a/2026-11-24.csv")) == 2
+
+
+def test_failed_fsync_of_a_file_rolls_it_back_and_keeps_its_rows(tmp_path, monkeypatch):
+    files = DayFiles(tmp_path, BERLIN, fsync="file")
+    write_all(files, [reading(utc(2026, 11, 24, 10))])
+    path = tmp_path / "house-a/2026-11-24.csv"
+    before = path.read_bytes()
+    files.write(reading(utc(2026, 11, 24, 10, 0, 10)), 1.0)
+
+    def fsync(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(day_files.os, "fsync", fsync)
+    with pytest.raises(OSError):
+        files.flush()
+    assert path.read_bytes() == before
+    monkeypatch.undo()
+    files.flush()
+    files.close()
+    assert len(rows(path)) == 2
+
+
+def test_unknown_fsync_mode_is_refused(tmp_path):
+    with pytest.raises(ValueError):
+        DayFiles(tmp_path, BERLIN, fsync="sometimes")
 
 
 # --- which day: local midnight, daylight saving time, half-hour zones -----------------------
