@@ -45,6 +45,7 @@ from bench.common import (
     Context,
     Result,
     Snapshot,
+    creation_probe,
     default_of,
     dump_json,
     machine,
@@ -370,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             git_dirty=snapshot.git_dirty,
             date=datetime.now().isoformat(timespec="seconds"),
             python_daemons=a.python,
+            create_us=creation_probe(workdir),
         )
         say(
             f"pvsim bench: {info['date']}; {info['nproc']} × {info['cpu']}, {info['ram_gb']} GB; "
@@ -379,7 +381,8 @@ def main(argv: list[str] | None = None) -> int:
         say(
             f"code: {a.code} (HEAD {snapshot.git_head}"
             f"{', with uncommitted changes' if snapshot.git_dirty else ''}), snapshot "
-            f"{snapshot.digest}; workdir {workdir}"
+            f"{snapshot.digest}; workdir {workdir}; creating a file there: "
+            f"{info['create_us']:.0f} µs"
         )
         max_open = int(default_of("pvsimd.settings", "output", "max_open_files"))
         results: dict[str, Result] = {}

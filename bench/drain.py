@@ -5,9 +5,11 @@ as they arrive from meters sampling on the same grid) are published, with meterd
 properties, into a queue declared exactly as pvsimd declares it.  Then either
 
 * **pvsimd** (its defaults: prefetch 1000, fsync batch, flush_interval 0.1,
-  max_open_files 256, verify_sender on) drains it: from its "consuming" log line to the
-  moment all N rows are in the CSV files — the newest CSV mtime, found once the queue
-  has no ready messages left and a count of the rows (every file read) reaches N.
+  max_open_files 256, verify_sender on), with the meters' directories already there
+  (an installation that has seen these meters before) but not their day files, drains
+  it: from its "consuming" log line to the moment all N rows are in the CSV files —
+  the newest CSV mtime, found once the queue has no ready messages left and a count
+  of the rows (every file read) reaches N.
   pvsimd acknowledges right after that last write (and its fsync).  Afterwards the
   queue and the dead-letter queue must be empty and the row count exactly N;
 * or the **raw consumer** (bench/worker_consume.py) takes the same messages with the
@@ -21,7 +23,6 @@ CPU per reading is steadier than a rate on a shared machine.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,7 @@ from bench.common import (
     cpu_seconds,
     cpu_split,
     loadavg,
+    make_meter_directories,
     meter_id,
     meterd_properties,
     preload,
@@ -119,6 +121,7 @@ class Drain:
         self.fill()
         ctx = self.ctx
         out_dir = self.dir / f"csv-{run}"
+        make_meter_directories(out_dir, self.meters)
         config = ctx.pvsimd_ini(
             self.dir / "pvsimd.ini",
             exchange=self.exchange,
@@ -164,7 +167,6 @@ class Drain:
                 f"{dead} dead-lettered"
             )
         secs = newest / 1e9 - t_ready
-        shutil.rmtree(out_dir, ignore_errors=True)
         return {
             "pvsimd_s": secs,
             "pvsimd_rate": self.readings / secs,
@@ -177,8 +179,8 @@ class Drain:
         }
 
     def cleanup(self) -> None:
+        # the files stay until the whole bench ends (see common.make_meter_directories)
         self.ctx.broker.cleanup_some(exchanges=[self.exchange], queues=[self.queue, self.dlq])
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _check(d, deadline: float) -> None:  # noqa: ANN001

@@ -29,7 +29,6 @@ import ctypes
 import json
 import os
 import select
-import shutil
 import struct
 import threading
 import time
@@ -42,6 +41,7 @@ from bench.common import (
     cpu_seconds,
     default_of,
     loadavg,
+    make_meter_directories,
     meter_id,
     open_fds,
     percentile,
@@ -175,6 +175,7 @@ def one_run(
     try:
         broker.declare_readings(exchange, queue, queue + ".invalid")
         out_dir = d_dir / "csv"
+        make_meter_directories(out_dir, meters)
         sampled = {meter_id(i): out_dir / meter_id(i) for i in range(0, meters, sample_every)}
         watcher = RowWatcher(sampled).start()
         config = ctx.pvsimd_ini(
@@ -279,7 +280,7 @@ def one_run(
         }
     finally:
         broker.cleanup_some(exchanges=[exchange], queues=[queue, queue + ".invalid"])
-        shutil.rmtree(d_dir, ignore_errors=True)
+        # the files stay until the whole bench ends (see common.make_meter_directories)
 
 
 def run(

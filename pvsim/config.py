@@ -211,13 +211,18 @@ def number(
     return parse
 
 
+def _num(value: float) -> str:
+    """A bound or value as written: whole numbers in full, others short (%g)."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
 def _check_range(value: float, minimum: float | None, maximum: float | None) -> None:
     if minimum is not None and maximum is not None and not minimum <= value <= maximum:
-        raise ValueError(f"must be between {minimum:g} and {maximum:g}, got {value:g}")
+        raise ValueError(f"must be between {_num(minimum)} and {_num(maximum)}, got {_num(value)}")
     if minimum is not None and value < minimum:
-        raise ValueError(f"must be at least {minimum:g}, got {value:g}")
+        raise ValueError(f"must be at least {_num(minimum)}, got {_num(value)}")
     if maximum is not None and value > maximum:
-        raise ValueError(f"must be at most {maximum:g}, got {value:g}")
+        raise ValueError(f"must be at most {_num(maximum)}, got {_num(value)}")
 
 
 _TRUE = {"1", "yes", "true", "on"}

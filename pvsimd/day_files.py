@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from datetime import datetime, tzinfo
 from pathlib import Path
 
@@ -224,6 +224,9 @@ class DayFiles:
         self._dirty: list[DayFile] = []  # files with buffered rows
         self._times: dict[datetime, tuple[int, str, str]] = {}
         self._new_dirs: list[str] = []  # created since the last sync (fsync = file)
+        # fsync = batch: what write_out wrote, by generation, until a sync succeeds
+        self._generation = 0
+        self._unsynced: deque[tuple[int, list[tuple[DayFile, int, list[str]]]]] = deque()
 
     # --- per timestamp -------------------------------------------------------------------
 
@@ -277,10 +280,32 @@ class DayFiles:
 
         A file whose write fails is rolled back to its last complete row and keeps its
         buffered rows, so a later flush writes them again; the other files are written.
-        When making them durable fails, every file written by this flush is rolled back.
+        When making them durable fails, every file written since the last successful
+        sync is rolled back and keeps its rows buffered.
         """
-        if not self._dirty:
-            return
+        failed: OSError | None = None
+        try:
+            generation = self.write_out()
+        except OSError as exc:
+            failed = exc
+            generation = self._generation
+        if self._unsynced:
+            try:
+                self.sync()
+            except OSError:
+                self.roll_back_unsynced()
+                raise
+            self.mark_synced(generation)
+        if failed is not None:
+            raise failed
+
+    def write_out(self) -> int:
+        """Write every buffered row, without making it durable (``fsync = batch``: see
+        :meth:`sync`); returns this write's generation, for :meth:`mark_synced`.
+
+        A file whose write fails is rolled back to its last complete row and keeps its
+        buffered rows; the other files are written, and then OSError is raised.
+        """
         dirty, self._dirty = self._dirty, []
         written: list[tuple[DayFile, int, list[str]]] = []
         failed: OSError | None = None
@@ -295,15 +320,65 @@ class DayFiles:
                 self._dirty.append(f)
                 continue
             written.append((f, before, rows))
+        self._generation += 1
         if written and self.fsync == "batch":
-            try:
-                durable.syncfs(self._directory_fd())
-            except OSError as exc:
-                log.error("syncfs on %s failed: %s; rolling back this flush", self._dir, exc)
-                self._roll_back(written)
-                raise
+            self._unsynced.append((self._generation, written))
         if failed is not None:
             raise failed
+        return self._generation
+
+    def sync_target(self) -> int:
+        """The descriptor :func:`durable.syncfs` takes (the output directory), opened in
+        the calling thread; it stays open until :meth:`close`."""
+        return self._directory_fd()
+
+    def sync(self) -> None:
+        """Make everything written so far durable (``fsync = batch``); OSError on failure.
+        Safe to call from another thread once :meth:`sync_target` was called."""
+        durable.syncfs(self.sync_target())
+
+    @property
+    def unsynced(self) -> bool:
+        """Rows written but not yet known to be durable (``fsync = batch``)."""
+        return bool(self._unsynced)
+
+    def mark_synced(self, generation: int) -> None:
+        """A sync that began after :meth:`write_out` returned ``generation`` succeeded."""
+        while self._unsynced and self._unsynced[0][0] <= generation:
+            self._unsynced.popleft()
+
+    def roll_back_unsynced(self) -> None:
+        """A sync failed: cut every file written since the last successful sync back to
+        its size then, and buffer those rows again (before any newer ones)."""
+        if not self._unsynced:
+            return
+        log.error(
+            "syncing %s failed: rolling back %d writes not known to be durable",
+            self._dir,
+            sum(len(written) for _g, written in self._unsynced),
+        )
+        first: dict[int, tuple[DayFile, int, list[str]]] = {}
+        for _generation, written in self._unsynced:
+            for f, before, rows in written:
+                entry = first.get(id(f))
+                if entry is None:
+                    first[id(f)] = (f, before, list(rows))
+                else:
+                    entry[2].extend(rows)
+        self._unsynced.clear()
+        for f, before, rows in first.values():
+            if self._files.get(f.key) is not f:
+                continue  # forgotten (discard_unflushed): examined afresh when next used
+            try:
+                self._descriptor(f, check=False)
+            except OSError:
+                f.suspect = True
+                f.size = before
+            else:
+                f.rollback(before)
+            if not f.rows:
+                self._dirty.append(f)
+            f.rows[:0] = rows
 
     def _fsync_file(self, f: DayFile, before: int, rows: list[str]) -> None:
         try:
@@ -317,18 +392,6 @@ class DayFiles:
             f.rows[:0] = rows
             f.rollback(before)
             raise
-
-    def _roll_back(self, written: list[tuple[DayFile, int, list[str]]]) -> None:
-        for f, before, rows in written:
-            try:
-                self._descriptor(f)
-            except OSError:
-                f.suspect = True
-                f.size = before
-            else:
-                f.rollback(before)
-            f.rows[:0] = rows
-            self._dirty.append(f)
 
     def discard_unflushed(self) -> None:
         """Forget buffered rows (their messages go back to the broker unacknowledged);
@@ -355,13 +418,13 @@ class DayFiles:
             self._shrink()
         return f
 
-    def _descriptor(self, f: DayFile) -> None:
+    def _descriptor(self, f: DayFile, check: bool = True) -> None:
         """Make sure ``f`` has a descriptor, checking that the file is as we left it."""
         if f.fd is not None:
             self._fds.move_to_end(f.key)
             return
         self._open(f)
-        if f.suspect:
+        if f.suspect or not check:
             return
         size = os.fstat(f.fd).st_size
         if size != f.size:

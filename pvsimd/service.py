@@ -1,15 +1,22 @@
-"""pvsimd's lifecycle: connect and consume (ready: consuming), write rows, flush, then
-acknowledge; reconnect with backoff when the broker goes away; on stop, cancel the
-consumer, flush and acknowledge what was written, close the files.
+"""pvsimd's lifecycle: connect and consume (ready: consuming), write rows, make them
+durable, then acknowledge; reconnect with backoff when the broker goes away; on stop,
+cancel the consumer, write, sync and acknowledge what was processed, close the files.
 
 Every delivery is either *processed* (its row buffered, or the message dead-lettered) or
 *held*.  Acknowledgements (multiple=True) cover processed deliveries only, and only once
-their rows are flushed and their dead letters confirmed.  When the CSV files cannot be
-written (disk full, directory unwritable) nothing more is acknowledged: rows stay
-buffered, later deliveries are held, the prefetch limit stops the broker from sending
-more, and a retry every second resumes the work when writing succeeds again — one ERROR
-when the episode starts, one WARNING when it ends, and STATUS says so meanwhile.  Held
-messages are never requeued, so a long episode does not use up their delivery limit.
+their rows are written and synced and their dead letters confirmed.  Commits happen
+every ``flush_interval`` or after ``prefetch / 2`` deliveries: the rows are written in
+the I/O loop, and with ``fsync = batch`` the sync runs in a thread of its own
+(:mod:`pvsimd.syncer`) while the loop takes the next deliveries; the acknowledgement
+follows when the sync reports back.  A failed sync rolls the unsynced rows back into
+the buffers (:meth:`DayFiles.roll_back_unsynced`) and starts a storage failure episode.
+
+When the CSV files cannot be written or synced (disk full, directory unwritable) nothing
+more is acknowledged: rows stay buffered, later deliveries are held, the prefetch limit
+stops the broker from sending more, and a retry every second resumes the work when
+writing succeeds again — one ERROR when the episode starts, one WARNING when it ends,
+and STATUS says so meanwhile.  Held messages are never requeued, so a long episode does
+not use up their delivery limit.
 """
 
 from __future__ import annotations
@@ -32,20 +39,35 @@ from pvsimd.day_files import DayFiles
 from pvsimd.pv_model import PvSystem
 from pvsimd.senders import SenderCheck
 from pvsimd.settings import SCHEMA
+from pvsimd.syncer import Syncer
 
 log = logging.getLogger("pvsimd")
 
 STORAGE_RETRY_S = 1.0
 DEPTH_INTERVAL_S = 5.0  # how often STATUS asks the broker for the queue's backlog
 
+SETTLE_TIMEOUT_S = 15.0  # waiting for a sync in flight when stopping or reconnecting
+
 Delivery = tuple[Basic.Deliver, BasicProperties, bytes]
+# what a sync request carries back: (session, sync epoch, write generation, delivery tag)
+SyncToken = tuple[int, int, int, int]
 DESCRIPTOR_RESERVE = 64  # for the broker connection, the journal, the config and Python
 
 
 def descriptor_budget(max_open_files: int) -> int:
-    """``max_open_files``, lowered (with a WARNING) to fit the process's descriptor limit."""
-    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or max_open_files + DESCRIPTOR_RESERVE <= soft:
+    """``max_open_files``, after raising the soft descriptor limit towards the hard one
+    where needed; lowered (with a WARNING) when it still does not fit."""
+    need = max_open_files + DESCRIPTOR_RESERVE
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or need <= soft:
+        return max_open_files
+    try:
+        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    except (OSError, ValueError):  # e.g. setrlimit filtered by the unit's SystemCallFilter=
+        pass
+    if need <= soft:
         return max_open_files
     budget = max(16, soft - DESCRIPTOR_RESERVE)
     log.warning(
@@ -83,12 +105,17 @@ class PvSimDaemon(Daemon):
         self.ack_batch = max(1, broker["prefetch"] // 2)
         self.link = BrokerLink(self.broker, self.signals.stop, idle=self.heartbeat)
         self.consumer: Consumer | None = None
+        self.syncer: Syncer[SyncToken] | None = None  # fsync = batch: started by connect()
         self._draining = False
-        # acknowledgement state of the current session
-        self._unacked = 0  # processed deliveries not yet acknowledged
-        self._last_tag = 0  # delivery tag of the newest processed delivery
+        # acknowledgement state of the current session (delivery tags, consecutive)
+        self._session = 0
+        self._last_tag = 0  # the newest processed delivery
+        self._submitted_tag = 0  # the newest whose rows were written and sent to sync
+        self._durable_tag = 0  # the newest whose rows are synced
+        self._acked_tag = 0  # the newest acknowledged
         self._held: deque[Delivery] = deque()
-        self._dead_letters_unconfirmed: set[int] = set()
+        self._dead_letters_unconfirmed: dict[int, int] = {}  # publish tag -> delivery tag
+        self._sync_epoch = 0  # bumped by a failed sync: older results no longer count
         self._last_commit = time.monotonic()
         self._depth_checked = float("-inf")
         # storage failure episode
@@ -111,8 +138,12 @@ class PvSimDaemon(Daemon):
         directory = self.files.directory
         try:
             directory.mkdir(parents=True, exist_ok=True)
+            if self.files.fsync == "batch":
+                self.files.sync_target()
         except OSError as exc:
-            raise StartupError(f"cannot create the output directory {directory}: {exc}") from None
+            raise StartupError(f"cannot open the output directory {directory}: {exc}") from None
+        if self.files.fsync == "batch" and self.syncer is None:
+            self.syncer = Syncer(self.files.sync, self._wake_for_syncs)
         return self._connect()
 
     def _connect(self) -> bool:
@@ -144,8 +175,9 @@ class PvSimDaemon(Daemon):
         try:
             consumer.run()
             self.commit(force=True)
+            self._settle_syncs()
             if self._dead_letters_unconfirmed and consumer.connection.is_open:
-                consumer.run()  # the confirm callback commits and pauses
+                consumer.run()  # the confirm callback acknowledges and pauses
         except ConnectionLost as exc:
             log.warning("connection lost while stopping: %s", exc)
             self._forget_unacked()
@@ -157,6 +189,8 @@ class PvSimDaemon(Daemon):
                 self.consumer.run()
             except ConnectionLost:
                 pass
+        if self.syncer is not None:
+            self.syncer.stop(SETTLE_TIMEOUT_S)
         self.files.discard_unflushed()  # what was not acknowledged comes back from the broker
         self.files.close()
 
@@ -226,49 +260,94 @@ class PvSimDaemon(Daemon):
             reason,
         )
         tag = self.consumer.dead_letter(body, props, method.routing_key, reason)
-        self._dead_letters_unconfirmed.add(tag)
+        self._dead_letters_unconfirmed[tag] = method.delivery_tag
         self._processed(method.delivery_tag)
 
     def _on_dead_letter_confirmed(self, tag: int, multiple: bool, ok: bool) -> None:
         if not ok:
             self.consumer.fail("the broker refused a dead letter; the message is redelivered")
             return
+        unconfirmed = self._dead_letters_unconfirmed
         if multiple:
-            self._dead_letters_unconfirmed = {t for t in self._dead_letters_unconfirmed if t > tag}
+            for t in [t for t in unconfirmed if t <= tag]:
+                del unconfirmed[t]
         else:
-            self._dead_letters_unconfirmed.discard(tag)
-        if not self._dead_letters_unconfirmed:
-            self.commit(force=True)
-            if self._draining:
-                self.consumer.pause()
+            unconfirmed.pop(tag, None)
+        self._try_ack()
+        if self._draining and not unconfirmed:
+            self.consumer.pause()
 
     def _processed(self, delivery_tag: int) -> None:
-        self._unacked += 1
         self._last_tag = delivery_tag
-        if self._unacked >= self.ack_batch:
+        if delivery_tag - self._submitted_tag >= self.ack_batch:
             self.commit(force=True)
 
-    def commit(self, force: bool = False) -> None:
-        """Flush the buffered rows, then acknowledge every processed delivery."""
+    def commit(self, force: bool = False) -> bool:
+        """Write the buffered rows and have them synced; the deliveries processed so far
+        are acknowledged once that is done.  False when writing failed."""
         now = time.monotonic()
         if not force and now - self._last_commit < self.flush_interval:
-            return
+            return True
         self._last_commit = now
-        if self._unacked == 0 or self.consumer is None:
-            return
-        if self._storage_error is not None and now < self._storage_retry_at:
-            return
+        if self.consumer is None or self._last_tag == self._submitted_tag:
+            return True
         try:
-            self.files.flush()
+            generation = self.files.write_out()
         except OSError as exc:
             self._storage_failed(exc)
+            return False
+        token = (self._session, self._sync_epoch, generation, self._last_tag)
+        self._submitted_tag = self._last_tag
+        if self.syncer is not None and self.files.unsynced:
+            self.syncer.request(token)
+        else:  # fsync = file or off: write_out made them as durable as they get
+            self._synced(token, None)
+        return True
+
+    def _wake_for_syncs(self) -> None:
+        """Called in the sync thread after each sync: collect it in the I/O loop."""
+        consumer = self.consumer
+        if consumer is not None:
+            consumer.wake(self._collect_syncs)
+
+    def _collect_syncs(self) -> None:
+        if self.syncer is not None:
+            for token, error in self.syncer.results():
+                self._synced(token, error)
+
+    def _settle_syncs(self) -> None:
+        """Wait for the syncs in flight and take their results (stopping, reconnecting)."""
+        if self.syncer is not None:
+            if not self.syncer.wait_idle(SETTLE_TIMEOUT_S):
+                log.warning("a sync of the CSV files is still running after %g s", SETTLE_TIMEOUT_S)
+            self._collect_syncs()
+
+    def _synced(self, token: SyncToken, error: OSError | None) -> None:
+        session, epoch, generation, tag = token
+        if epoch != self._sync_epoch:
+            return  # its rows were rolled back after an earlier failure and are written again
+        if error is not None:
+            self._sync_epoch += 1
+            self.files.roll_back_unsynced()
+            self._storage_failed(error)
+            if session == self._session:
+                self._submitted_tag = self._durable_tag  # to be written and synced again
             return
+        self.files.mark_synced(generation)
         self._storage_recovered()
+        if session == self._session and tag > self._durable_tag:
+            self._durable_tag = tag
+            self._try_ack()
+
+    def _try_ack(self) -> None:
+        """Acknowledge every durable delivery not behind an unconfirmed dead letter."""
+        limit = self._durable_tag
         if self._dead_letters_unconfirmed:
-            return  # acknowledged when the broker confirms the dead letters
-        self.consumer.ack_upto(self._last_tag)
-        self.link.did_work(self._unacked)
-        self._unacked = 0
+            limit = min(limit, min(self._dead_letters_unconfirmed.values()) - 1)
+        if limit > self._acked_tag and self.consumer is not None:
+            self.consumer.ack_upto(limit)
+            self.link.did_work(limit - self._acked_tag)
+            self._acked_tag = limit
 
     # --- storage failure episodes ------------------------------------------------------
 
@@ -294,11 +373,16 @@ class PvSimDaemon(Daemon):
         self._storage_failing_since = None
 
     def _retry_held(self) -> None:
-        """During a storage failure: retry the flush, then the held deliveries in order."""
-        if time.monotonic() < self._storage_retry_at:
-            return
-        self.commit(force=True)
-        while self._storage_error is None and self._held:
+        """During a storage failure: retry the writes every second, then the held
+        deliveries in order."""
+        if self._storage_error is not None:
+            now = time.monotonic()
+            if now < self._storage_retry_at:
+                return
+            self._storage_retry_at = now + STORAGE_RETRY_S
+            if not self.commit(force=True):
+                return
+        while self._held:
             method, props, body = self._held[0]
             if not self._process(method, props, body):
                 return
@@ -306,8 +390,10 @@ class PvSimDaemon(Daemon):
 
     def _forget_unacked(self) -> None:
         """The broker redelivers what we did not acknowledge; drop our side of it."""
+        self._session += 1  # results of syncs still in flight no longer acknowledge
+        self._settle_syncs()
         self.files.discard_unflushed()
-        self._unacked = 0
+        self._last_tag = self._submitted_tag = self._durable_tag = self._acked_tag = 0
         self._held.clear()
         self._dead_letters_unconfirmed.clear()
 
@@ -319,7 +405,8 @@ class PvSimDaemon(Daemon):
         consumer = self.consumer
         if consumer is None:
             return
-        if self._storage_error is not None:
+        self._collect_syncs()
+        if self._storage_error is not None or self._held:
             self._retry_held()
         else:
             self.commit()
@@ -348,8 +435,9 @@ class PvSimDaemon(Daemon):
         )
         if self._storage_error is not None:
             since = format_time(self._storage_failing_since or time.time())
+            waiting = self._last_tag - self._acked_tag + len(self._held)
             text = (
                 f"CSV WRITES FAILING since {since} ({self._storage_error}), "
-                f"{self._unacked + len(self._held)} readings waiting; " + text
+                f"{waiting} readings waiting; " + text
             )
         return text

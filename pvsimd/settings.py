@@ -51,7 +51,7 @@ SCHEMA: c.Schema = {
             c.number(0.01, 10), "0.1", "seconds between flushes (and acknowledgements)"
         ),
         "max_open_files": c.Option(
-            c.integer(1, 65536), "256", "descriptors kept open on day files at most"
+            c.integer(1, 1048576), "16384", "descriptors kept open on day files at most"
         ),
     },
     "security": {

@@ -58,7 +58,7 @@ def test_shipped_pvsimd_config_loads():
     assert config["site"]["latitude"] == 52.52
     assert config["site"]["timezone"] == ZoneInfo("Europe/Berlin")
     assert config["output"]["fsync"] == "batch"
-    assert config["output"]["max_open_files"] == 256
+    assert config["output"]["max_open_files"] == 16384
 
 
 def test_meterd_defaults_fill_every_key_not_set(tmp_path):
@@ -94,7 +94,7 @@ def test_pvsimd_defaults_fill_every_key_not_set(tmp_path):
         "directory": Path("/var/lib/pvsimd"),
         "fsync": "batch",
         "flush_interval": 0.1,
-        "max_open_files": 256,
+        "max_open_files": 16384,
     }
 
 
@@ -202,7 +202,7 @@ BAD_VALUES = {
     "integer out of range": (
         PVSIMD,
         PVSIMD_MIN + "[output]\nmax_open_files = 0\n",
-        ["[output] max_open_files", "between 1 and 65536"],
+        ["[output] max_open_files", "between 1 and 1048576"],
     ),
     "bad boolean": (
         METERD,
