@@ -28,7 +28,8 @@ log = logging.getLogger("pvsimd.consumer")
 
 BINDING_KEY = wire.ROUTING_PREFIX + "*"
 
-Handler = Callable[[Basic.Deliver, BasicProperties, bytes], None]
+# pika's on_message_callback: (channel, method, properties, body)
+Handler = Callable[[Channel, Basic.Deliver, BasicProperties, bytes], None]
 
 
 REASON_HEADER = "x-pvsim-reason"
@@ -124,14 +125,9 @@ class Consumer(Session):
 
     def start_consuming(self) -> None:
         self.consumer_tag = self.channel.basic_consume(
-            queue=self.queue, on_message_callback=self.on_message, auto_ack=False
+            queue=self.queue, on_message_callback=self.handler, auto_ack=False
         )
         self.ready()
-
-    def on_message(
-        self, _channel: Channel, method: Basic.Deliver, props: BasicProperties, body: bytes
-    ) -> None:
-        self.handler(method, props, body)
 
     # --- acknowledgements and shutdown -------------------------------------------------
 

@@ -108,7 +108,7 @@ class DayFile:
         self.seen = None
         self.newest_us = None
         if self.size > len(HEADER):
-            self.newest_us = max(self._timestamps_on_disk(), default=None)
+            self.newest_us = self._newest_on_disk()
         for row in self.rows:
             ts_us = row_ts_us(row)
             if self.newest_us is None or ts_us > self.newest_us:
@@ -139,6 +139,31 @@ class DayFile:
         if good and os.pread(self.fd, len(HEADER), 0) != HEADER:
             log.warning("%s: does not start with the expected header", self.path)
         return good
+
+    def _newest_on_disk(self) -> int | None:
+        """The newest timestamp among the rows (rows may be out of order).
+
+        Fast path, about 10 × cheaper than parsing every row: within one UTC offset the
+        local time texts sort like the times they name (same layout; "+" sorts before
+        "." and the digits), so the greatest row is the newest when every row has the
+        offset that one has.  Otherwise (a daylight saving change that day, a changed
+        timezone, a damaged row) every row is parsed.
+        """
+        data = os.pread(self.fd, self.size, 0)
+        lines = data.split(b"\n")[1:]
+        if lines and not lines[-1]:
+            lines.pop()
+        if not lines:
+            return None
+        greatest = max(lines)
+        ts_text = greatest.split(b",", 1)[0]
+        suffix = ts_text[-6:] + b","  # the UTC offset, "+01:00"
+        if suffix[:1] in b"+-" and data.count(suffix) == len(lines):
+            try:
+                return row_ts_us(ts_text)
+            except ValueError:
+                pass
+        return max(self._timestamps_on_disk(), default=None)
 
     def _timestamps_on_disk(self) -> set[int]:
         seen: set[int] = set()
@@ -223,6 +248,7 @@ class DayFiles:
         self._fds: OrderedDict[tuple[str, str], DayFile] = OrderedDict()  # LRU of open ones
         self._dirty: list[DayFile] = []  # files with buffered rows
         self._times: dict[datetime, tuple[int, str, str]] = {}
+        self.last_day = ""  # the local day of the reading last buffered
         self._new_dirs: list[str] = []  # created since the last sync (fsync = file)
         # fsync = batch: what write_out wrote, by generation, until a sync succeeds
         self._generation = 0
@@ -270,9 +296,18 @@ class DayFiles:
                 return False
         if f.seen is not None:
             f.seen.add(ts_us)
-        if not f.rows:
+        rows = f.rows
+        if not rows:
             self._dirty.append(f)
-        f.rows.append(_row(local, meter_id, reading.power_w, pv_w, reading.seq))
+        # as _row(), inlined: this runs for every reading
+        meter = round(reading.power_w * 10)
+        pv = round(pv_w * 10)
+        seq = reading.seq
+        rows.append(
+            f"{local},{meter_id},{meter / 10:.1f},{pv / 10:.1f},{(meter + pv) / 10:.1f},"
+            f"{'' if seq is None else seq}\n"
+        )
+        self.last_day = day
         return True
 
     def flush(self) -> None:

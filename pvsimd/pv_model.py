@@ -97,6 +97,7 @@ class PvSystem:
             raise ValueError(f"unknown clear-sky model {params.clearsky!r}")
         self.params = params
         self._power_at_us = functools.lru_cache(maxsize=CACHE_SIZE)(self._compute_at_us)
+        self._by_ts: dict[datetime, float] = {}  # the same, by the (shared) datetime object
 
     @classmethod
     def from_config(cls, site: Mapping[str, Any], pv: Mapping[str, Any]) -> PvSystem:
@@ -121,7 +122,13 @@ class PvSystem:
         )
 
     def power_w(self, ts: datetime) -> float:
-        return self._power_at_us((ts - _EPOCH) // _MICROSECOND)
+        power = self._by_ts.get(ts)
+        if power is None:
+            power = self._power_at_us((ts - _EPOCH) // _MICROSECOND)
+            if len(self._by_ts) >= CACHE_SIZE:
+                self._by_ts.clear()
+            self._by_ts[ts] = power
+        return power
 
     def _compute_at_us(self, epoch_us: int) -> float:
         epoch_s = epoch_us / 1e6

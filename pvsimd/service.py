@@ -212,7 +212,10 @@ class PvSimDaemon(Daemon):
         consumer.connect()
         return consumer
 
-    def handle(self, method: Basic.Deliver, props: BasicProperties, body: bytes) -> None:
+    def handle(
+        self, _channel: object, method: Basic.Deliver, props: BasicProperties, body: bytes
+    ) -> None:
+        """pika's on_message callback (every delivery runs through here)."""
         if self._held or not self._process(method, props, body):
             self._held.append((method, props, body))
 
@@ -220,33 +223,35 @@ class PvSimDaemon(Daemon):
         """Buffer the delivery's row or dead-letter it; False when storage failed (held)."""
         try:
             reading = wire.decode(body)
-            if method.routing_key != reading.routing_key:
-                raise wire.InvalidReading(
-                    f"routing key does not match meter_id {reading.meter_id!r}"
-                )
-            if self.senders is not None:  # [security] verify_sender
-                if forged := self.senders.forged(props.user_id, reading.meter_id):
-                    raise wire.InvalidReading(forged)
+            meter_id = reading.meter_id
+            if method.routing_key != wire.ROUTING_PREFIX + meter_id:
+                raise wire.InvalidReading(f"routing key does not match meter_id {meter_id!r}")
+            senders = self.senders
+            if senders is not None and not senders.allowed(props.user_id, meter_id):
+                raise wire.InvalidReading(senders.forged(props.user_id, meter_id))  # verify_sender
         except wire.InvalidReading as exc:
             self._dead_letter(method, props, body, str(exc))
             return True
+        files = self.files
         try:
-            added = self.files.write(reading, self.pv.power_w(reading.ts))
+            added = files.write(reading, self.pv.power_w(reading.ts))
         except OSError as exc:
             self._storage_failed(exc)
             return False
         if added:
             self.rows += 1
-            day = self.files.day_of(reading.ts)
+            day = files.last_day
             if day == self._day:
                 self.rows_today += 1
             elif day >= self._today:
                 self._day, self.rows_today = day, 1
         else:
             self.duplicates += 1
-            log.debug("dropped a repeat of %s at %s", reading.meter_id, wire.format_ts(reading.ts))
+            log.debug("dropped a repeat of %s at %s", meter_id, wire.format_ts(reading.ts))
         self.last_reading = reading.ts
-        self._processed(method.delivery_tag)
+        tag = self._last_tag = method.delivery_tag
+        if tag - self._submitted_tag >= self.ack_batch:
+            self.commit(force=True)
         return True
 
     def _dead_letter(

@@ -646,3 +646,44 @@ def test_repeat_after_reopen_of_a_file_with_an_out_of_order_last_row_is_not_writ
     assert second.write(reading(utc(2026, 11, 24, 10, 0, 30)), 1.0) is False
     second.close()
     assert len(rows(tmp_path / "house-a/2026-11-24.csv")) == 5
+
+
+# --- the newest timestamp of a file opened again ----------------------------------------------
+
+
+def test_newest_row_is_found_across_the_autumn_clock_change(tmp_path):
+    # 00:30 UTC is 02:30+02:00, 01:10 UTC is 02:10+01:00: the later time has the smaller text
+    first = DayFiles(tmp_path, BERLIN, fsync=False)
+    write_all(first, [reading(utc(2026, 10, 25, 0, 30)), reading(utc(2026, 10, 25, 1, 10))])
+    first.close()
+    second = DayFiles(tmp_path, BERLIN, fsync=False)
+    assert second.write(reading(utc(2026, 10, 25, 1, 10)), 1.0) is False  # a repeat
+    assert second.write(reading(utc(2026, 10, 25, 0, 40)), 1.0) is True  # older, but new
+    second.close()
+    assert len(rows(tmp_path / "house-a/2026-10-25.csv")) == 3
+
+
+def test_newest_row_in_a_long_out_of_order_file_is_found(tmp_path):
+    first = DayFiles(tmp_path, BERLIN, fsync=False)
+    times = [utc(2026, 11, 24, 10) + timedelta(seconds=10 * k) for k in range(500)]
+    newest = times.pop(250)
+    write_all(first, [reading(t) for t in times[:100]])
+    write_all(first, [reading(newest)])  # arrives early
+    write_all(first, [reading(t) for t in times[100:]])
+    first.close()
+    second = DayFiles(tmp_path, BERLIN, fsync=False)
+    assert second.write(reading(newest), 1.0) is False
+    assert second.write(reading(newest + timedelta(seconds=1)), 1.0) is True
+    second.close()
+
+
+def test_a_damaged_row_does_not_hide_the_newest(tmp_path):
+    first = DayFiles(tmp_path, BERLIN, fsync=False)
+    write_all(first, [reading(utc(2026, 11, 24, 10, 0, s)) for s in (0, 10, 20)])
+    first.close()
+    path = tmp_path / "house-a/2026-11-24.csv"
+    with open(path, "ab") as fh:
+        fh.write(b"zz-not-a-time,house-a,1,1,2,9\n")  # sorts after every real row
+    second = DayFiles(tmp_path, BERLIN, fsync=False)
+    assert second.write(reading(utc(2026, 11, 24, 10, 0, 20)), 1.0) is False
+    second.close()

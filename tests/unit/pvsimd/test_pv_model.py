@@ -161,7 +161,10 @@ def test_values_are_cached_per_timestamp(berlin):
     for _ in range(5):
         assert berlin.power_w(ts.astimezone(ZoneInfo("Europe/Berlin"))) == first
     info = berlin._power_at_us.cache_info()
-    assert (info.hits, info.misses, info.maxsize) == (5, 1, CACHE_SIZE)
+    assert (info.misses, info.maxsize) == (1, CACHE_SIZE)  # computed once
+    later = ts + timedelta(seconds=10)
+    assert berlin.power_w(later) != first
+    assert berlin._power_at_us.cache_info().misses == 2
 
 
 @settings(max_examples=300, deadline=None)
