@@ -45,11 +45,11 @@ from bench.common import (
     Context,
     Result,
     Snapshot,
-    creation_probe,
     default_of,
     dump_json,
     machine,
     say,
+    settle_filesystem,
 )
 
 DEFAULT = ("drain", "flush", "steady", "idle")
@@ -141,6 +141,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="where the temporary directory goes (a disk, not tmpfs: fsync counts)",
     )
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument(
+        "--settle-us",
+        type=float,
+        default=150.0,
+        help="before starting, wait until creating a file costs at most this (150 µs)",
+    )
+    ap.add_argument(
+        "--settle-wait", type=float, default=360.0, help="...but at most this long (360 s)"
+    )
     ap.add_argument("--json", type=Path, help="write all figures to this file")
     a = ap.parse_args(argv)
     a.runs = a.runs or (1 if a.quick else 3)
@@ -371,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
             git_dirty=snapshot.git_dirty,
             date=datetime.now().isoformat(timespec="seconds"),
             python_daemons=a.python,
-            create_us=creation_probe(workdir),
+            create_us=settle_filesystem(workdir, a.settle_us, a.settle_wait),
         )
         say(
             f"pvsim bench: {info['date']}; {info['nproc']} × {info['cpu']}, {info['ram_gb']} GB; "

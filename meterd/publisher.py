@@ -36,8 +36,9 @@ class Publisher(Session):
         window: int,
         tick: Callable[[], None],
         on_confirmed: Callable[[int], None] = lambda _n: None,
+        tick_interval: float = 0.1,
     ):
-        super().__init__(settings, f"meterd {meter_id}", tick)
+        super().__init__(settings, f"meterd {meter_id}", tick, tick_interval)
         self.meter_id = meter_id
         self.routing_key = wire.routing_key(meter_id)
         self.spool = spool

@@ -14,6 +14,15 @@ is skipped with a warning; a torn tail is cut off.  Segments whose records are a
 confirmed are deleted.  A lost ``confirmed`` file only means readings are published
 again, and pvsimd drops repeats.
 
+In memory the spool keeps no bodies, only an index of the unconfirmed records
+(:class:`_PendingIndex`): ``array`` columns of seq, segment (its first seq), byte offset
+in the segment file, record length and reading time, 36 bytes a record, oldest first.
+:meth:`Spool.records_from` reads a window of bodies back from the segment files (one
+``pread`` per segment, through a few cached read descriptors) and checks each record's
+CRC again: a record damaged on disk since it was written is skipped, counted and logged
+as recovery does, never published.  Only pending records are indexed, and a segment is
+deleted only once all its records are confirmed, so a read never targets a deleted one.
+
 Bounds: when the unconfirmed readings take more than ``max_bytes`` or the oldest is
 older than ``max_age`` seconds, the oldest are dropped (counted in :attr:`dropped`) and a
 WARNING names their seq ranges, at once and then at most every
@@ -28,9 +37,9 @@ import os
 import threading
 import time
 import zlib
-from collections import deque
+from array import array
+from bisect import bisect_left
 from collections.abc import Callable
-from itertools import islice
 from pathlib import Path
 
 from pvsim import wire
@@ -40,6 +49,7 @@ log = logging.getLogger("meterd.spool")
 _PREFIX = "seg-"
 _SUFFIX = ".log"
 DROP_REPORT_INTERVAL = 10.0
+_READERS = 4  # read descriptors kept open, most recently used segments
 
 
 def _segment_name(first_seq: int) -> str:
@@ -68,6 +78,60 @@ def decode_record(line: bytes) -> tuple[int, bytes] | None:
     return seq, body
 
 
+class _PendingIndex:
+    """Where each unconfirmed record is on disk, oldest first, in compact columns.
+
+    Popped records are only skipped over (``head``) and cut off in bulk now and then,
+    so taking the oldest is cheap; positions are absolute (``head`` .. ``end``)."""
+
+    def __init__(self) -> None:
+        self.seq = array("q")
+        self.segment = array("q")  # first seq of the record's segment (its file name)
+        self.offset = array("q")  # byte offset of the record in its segment file
+        self.size = array("I")  # record length, newline included
+        self.ts = array("d")  # reading time, epoch seconds
+        self.head = 0
+
+    def __len__(self) -> int:
+        return len(self.seq) - self.head
+
+    @property
+    def end(self) -> int:
+        return len(self.seq)
+
+    def _columns(self) -> tuple[array, ...]:
+        return self.seq, self.segment, self.offset, self.size, self.ts
+
+    def append(self, seq: int, segment: int, offset: int, size: int, ts: float) -> None:
+        self.seq.append(seq)
+        self.segment.append(segment)
+        self.offset.append(offset)
+        self.size.append(size)
+        self.ts.append(ts)
+
+    def popleft(self) -> tuple[int, int]:
+        """Forget the oldest record; its (seq, size)."""
+        i = self.head
+        seq, size = self.seq[i], self.size[i]
+        self.head += 1
+        if self.head == len(self.seq) or (self.head >= 4096 and 2 * self.head >= len(self.seq)):
+            for column in self._columns():
+                del column[: self.head]
+            self.head = 0
+        return seq, size
+
+    def remove(self, i: int) -> int:
+        """Forget the record at position ``i``; its size."""
+        size = self.size[i]
+        for column in self._columns():
+            del column[i]
+        return size
+
+    def find(self, seq: int) -> int:
+        """Position of the first record with seq >= ``seq`` (``end`` if none)."""
+        return bisect_left(self.seq, seq, self.head)
+
+
 class Spool:
     def __init__(
         self,
@@ -88,9 +152,10 @@ class Spool:
         self.max_age = max_age
         self.clock = clock
         self._lock = threading.Lock()
-        self._pending: deque[tuple[int, bytes]] = deque()
-        self._pending_meta: deque[tuple[float, int]] = deque()  # (reading time, record size)
+        self._pending = _PendingIndex()
+        self._backlog = 0  # len(self._pending), readable without the lock
         self._pending_bytes = 0
+        self._readers: dict[int, int] = {}  # segment -> read descriptor, oldest use first
         self.dropped = 0
         self._drop_report: list[list[int]] = []  # seq ranges dropped, not yet logged
         self._drop_reported_at = float("-inf")
@@ -132,8 +197,8 @@ class Spool:
             log.info(
                 "spool: %d readings waiting to be published (seq %d..%d)",
                 len(self._pending),
-                self._pending[0][0],
-                self._pending[-1][0],
+                self._pending.seq[self._pending.head],
+                self._pending.seq[-1],
             )
 
     def _read_watermark(self) -> int:
@@ -165,7 +230,9 @@ class Spool:
             self.skipped_records += 1
         count = 0
         last_seq: int | None = None
+        offset = 0
         for line in data[:end].split(b"\n")[:-1]:
+            line_offset, offset = offset, offset + len(line) + 1
             record = decode_record(line)
             if record is None or (last_seq is not None and record[0] <= last_seq):
                 log.warning("spool: %s holds a corrupt record; skipping it", path.name)
@@ -175,7 +242,7 @@ class Spool:
             count += 1
             last_seq = seq
             if seq > self._confirmed:
-                self._push(seq, body, _reading_time(body), len(line) + 1)
+                self._push(seq, first, line_offset, len(line) + 1, _reading_time(body))
         return count, last_seq
 
     # --- writing -----------------------------------------------------------------------
@@ -220,19 +287,20 @@ class Spool:
                 raise
             self._active_count += 1
             self._next_seq = seq + 1
-            self._push(seq, body, self.clock() if ts is None else ts, len(record))
+            ts = self.clock() if ts is None else ts
+            self._push(seq, self._segments[-1], size, len(record), ts)
             self._enforce_bounds()
             return seq
 
-    def _push(self, seq: int, body: bytes, ts: float, size: int) -> None:
-        self._pending.append((seq, body))
-        self._pending_meta.append((ts, size))
+    def _push(self, seq: int, segment: int, offset: int, size: int, ts: float) -> None:
+        self._pending.append(seq, segment, offset, size, ts)
         self._pending_bytes += size
+        self._backlog += 1
 
     def _pop_oldest(self) -> int:
-        seq, _body = self._pending.popleft()
-        _ts, size = self._pending_meta.popleft()
+        seq, size = self._pending.popleft()
         self._pending_bytes -= size
+        self._backlog -= 1
         return seq
 
     def _over_bounds(self) -> bool:
@@ -240,7 +308,8 @@ class Spool:
             return False
         if self.max_bytes is not None and self._pending_bytes > self.max_bytes:
             return True
-        return self.max_age is not None and self.clock() - self._pending_meta[0][0] > self.max_age
+        oldest_ts = self._pending.ts[self._pending.head]
+        return self.max_age is not None and self.clock() - oldest_ts > self.max_age
 
     def _enforce_bounds(self) -> None:
         """Drop the oldest readings while the spool is over its bounds (lock held)."""
@@ -280,14 +349,62 @@ class Spool:
     def records_from(self, seq: int, limit: int) -> list[tuple[int, bytes]]:
         """Up to ``limit`` unconfirmed records with seq >= ``seq``, oldest first."""
         with self._lock:
-            if not self._pending:
-                return []
-            # seqs ascend, with gaps only where a corrupt record was skipped: the first
-            # record >= seq is at this index or, after gaps, a little before it
-            start = min(max(0, seq - self._pending[0][0]), len(self._pending))
-            while start > 0 and self._pending[start - 1][0] >= seq:
-                start -= 1
-            return list(islice(self._pending, start, start + limit))
+            records: list[tuple[int, bytes]] = []
+            i = self._pending.find(seq)  # seqs ascend (gaps where a record was skipped)
+            while len(records) < limit and i < self._pending.end:
+                got = self._read(i, min(limit - len(records), self._pending.end - i))
+                records += got
+                i += len(got)  # the corrupt ones left the index
+            return records
+
+    def _read(self, start: int, n: int) -> list[tuple[int, bytes]]:
+        """The intact records at positions ``start`` .. ``start + n`` of the index, read
+        from their segments; corrupt ones are dropped from the index (lock held)."""
+        index = self._pending
+        records: list[tuple[int, bytes]] = []
+        corrupt: list[int] = []
+        i, stop = start, start + n
+        while i < stop:
+            segment = index.segment[i]
+            j = i + 1
+            while j < stop and index.segment[j] == segment:
+                j += 1
+            base = index.offset[i]
+            data = self._pread(segment, base, index.offset[j - 1] + index.size[j - 1] - base)
+            for k in range(i, j):
+                at = index.offset[k] - base
+                line = data[at : at + index.size[k]]
+                record = decode_record(line[:-1]) if line.endswith(b"\n") else None
+                if record is None or record[0] != index.seq[k]:
+                    corrupt.append(k)
+                else:
+                    records.append(record)
+            i = j
+        for k in reversed(corrupt):
+            log.warning(
+                "spool: %s holds a corrupt record; skipping it",
+                self._path(index.segment[k]).name,
+            )
+            self.skipped_records += 1
+            self._pending_bytes -= index.remove(k)
+            self._backlog -= 1
+        return records
+
+    def _pread(self, segment: int, offset: int, size: int) -> bytes:
+        """``size`` bytes at ``offset`` of a segment (fewer if it is shorter)."""
+        fd = self._readers.pop(segment, None)
+        if fd is None:
+            try:
+                fd = os.open(self._path(segment), os.O_RDONLY)
+            except FileNotFoundError:
+                return b""  # gone behind our back: its records read as corrupt
+        try:
+            return os.pread(fd, size, offset)
+        finally:
+            self._readers[segment] = fd  # now the most recently used
+            keep = _READERS if self._fd is not None else 0  # a closed spool keeps none open
+            while len(self._readers) > keep:
+                os.close(self._readers.pop(next(iter(self._readers))))
 
     def confirm(self, upto_seq: int) -> None:
         """The broker has every reading up to and including ``upto_seq``."""
@@ -295,7 +412,7 @@ class Spool:
             if upto_seq <= self._confirmed:
                 return
             self._confirmed = upto_seq
-            while self._pending and self._pending[0][0] <= upto_seq:
+            while self._pending and self._pending.seq[self._pending.head] <= upto_seq:
                 self._pop_oldest()
             if time.monotonic() - self._saved_at >= self.watermark_interval:
                 self._save_watermark(durable=False)
@@ -326,6 +443,9 @@ class Spool:
         if force_save and self._saved_confirmed < self._confirmed:
             self._save_watermark(durable=True)
         for first in removable:
+            fd = self._readers.pop(first, None)
+            if fd is not None:
+                os.close(fd)
             self._path(first).unlink(missing_ok=True)
             self._segments.remove(first)
 
@@ -334,7 +454,7 @@ class Spool:
     @property
     def backlog(self) -> int:
         """Readings recorded but not yet confirmed by the broker."""
-        return len(self._pending)
+        return self._backlog
 
     @property
     def backlog_bytes(self) -> int:
@@ -349,13 +469,15 @@ class Spool:
         return self._confirmed
 
     def oldest_pending_body(self) -> bytes | None:
-        with self._lock:
-            return self._pending[0][1] if self._pending else None
+        records = self.records_from(0, 1)
+        return records[0][1] if records else None
 
     def close(self) -> None:
         with self._lock:
             if self._drop_report:
                 self._report_drops()
+            while self._readers:
+                os.close(self._readers.popitem()[1])
             if self._fd is None:
                 return
             if self._confirmed != self._saved_confirmed:

@@ -11,6 +11,7 @@ that when the configuration is loaded.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import ssl
@@ -86,9 +87,10 @@ class BrokerSettings:
     def from_section(cls, section: dict[str, Any]) -> BrokerSettings:
         return cls(**{k: section[k] for k in cls.__dataclass_fields__ if k in section})
 
-    @property
+    @functools.cached_property
     def username(self) -> str:
-        """The broker user (the URL's; pika's default ``guest`` when it names none)."""
+        """The broker user (the URL's; pika's default ``guest`` when it names none).
+        Parsed once: meterd puts it in every message's user_id."""
         name = urlsplit(self.url).username
         return unquote(name) if name else "guest"
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -333,3 +335,94 @@ def test_flipped_bit_in_a_seq_loses_only_that_record(spool_dir):
     segment.write_bytes(b"\n".join(lines))
     spool = open_spool(spool_dir)
     assert spool.backlog >= 199
+
+
+def flip_byte_in_body(segment: Path, record: int) -> None:
+    """Flip a bit in the body of the record-th record of a segment file."""
+    data = bytearray(segment.read_bytes())
+    lines = data.split(b"\n")
+    data[sum(len(line) + 1 for line in lines[:record]) + len(lines[record]) - 3] ^= 0x01
+    segment.write_bytes(bytes(data))
+
+
+def test_pending_bodies_are_not_kept_in_memory(spool_dir):
+    spool = open_spool(spool_dir)
+    pad = b"x" * 60
+
+    def body(seq: int) -> bytes:  # about 100 bytes
+        return b'{"seq": %d, "power_w": 1234.5, "pad": "%s"}' % (seq, pad)
+
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(100_000):
+            spool.append(body)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        if started:
+            tracemalloc.stop()
+    assert spool.backlog == 100_000
+    assert held < 12_000_000  # bodies in memory took over 30 MB
+    assert spool.records_from(99_998, 10) == [(99_998, body(99_998)), (99_999, body(99_999))]
+    spool.close()
+
+
+def test_records_from_after_reopen_returns_the_bodies_appended(spool_dir):
+    spool = open_spool(spool_dir, segment_records=4)
+    append(spool, 10)
+    spool.confirm(2)
+    before = spool.records_from(0, 100)
+    spool.close()
+    spool = open_spool(spool_dir, segment_records=4)
+    assert spool.records_from(0, 100) == before == [(s, body_for(s)) for s in range(3, 10)]
+    # a window at a time, across segment boundaries, as the publisher asks
+    assert spool.records_from(4, 3) == [(s, body_for(s)) for s in (4, 5, 6)]
+    assert spool.oldest_pending_body() == body_for(3)
+    assert append(spool, 2) == [10, 11]
+    assert spool.records_from(9, 100) == [(s, body_for(s)) for s in (9, 10, 11)]
+
+
+def test_record_corrupted_on_disk_after_append_is_skipped_and_counted(spool_dir, caplog):
+    spool = open_spool(spool_dir)
+    append(spool, 5)
+    (segment,) = spool_dir.glob("seg-*.log")
+    flip_byte_in_body(segment, 2)
+    flip_byte_in_body(segment, 4)  # the newest: it must not stay in the backlog either
+
+    with caplog.at_level(logging.WARNING, logger="meterd.spool"):
+        assert spool.records_from(0, 10) == [(s, body_for(s)) for s in (0, 1, 3)]
+    assert "corrupt record" in caplog.text
+    assert spool.skipped_records == 2
+    assert spool.backlog == 3
+    assert spool.records_from(2, 10) == [(3, body_for(3))]  # counted once, not again
+    assert spool.skipped_records == 2
+    assert append(spool, 1) == [5]
+    assert spool.records_from(4, 10) == [(5, body_for(5))]
+    spool.confirm(5)
+    assert spool.backlog == 0
+    assert spool.backlog_bytes == 0
+
+
+def test_corrupt_oldest_record_is_not_the_oldest_pending_body(spool_dir):
+    spool = open_spool(spool_dir)
+    append(spool, 2)
+    (segment,) = spool_dir.glob("seg-*.log")
+    flip_byte_in_body(segment, 0)
+    assert spool.oldest_pending_body() == body_for(1)
+    assert spool.skipped_records == 1
+    assert pending(spool) == [1]
+
+
+def test_read_descriptors_stay_few_and_close_closes_them(spool_dir):
+    fds_before = len(os.listdir("/proc/self/fd"))
+    spool = open_spool(spool_dir, segment_records=2)
+    append(spool, 40)  # 20 segments
+    for seq in range(0, 40, 2):
+        assert spool.records_from(seq, 2) == [(seq, body_for(seq)), (seq + 1, body_for(seq + 1))]
+    assert len(os.listdir("/proc/self/fd")) <= fds_before + 1 + 4
+    spool.close()
+    assert len(os.listdir("/proc/self/fd")) == fds_before
+    assert pending(spool) == list(range(40))  # still readable, and nothing left open
+    assert len(os.listdir("/proc/self/fd")) == fds_before
