@@ -144,6 +144,18 @@ class PvSimDaemon(Daemon):
             raise StartupError(f"cannot open the output directory {directory}: {exc}") from None
         if self.files.fsync == "batch" and self.syncer is None:
             self.syncer = Syncer(self.files.sync, self._wake_for_syncs)
+            log.info(
+                "CSV files under %s: synced with one syncfs per batch, up to %d kept open",
+                directory,
+                self.files.max_open,
+            )
+        elif self.syncer is None:
+            log.info(
+                "CSV files under %s: fsync = %s, up to %d kept open",
+                directory,
+                self.files.fsync,
+                self.files.max_open,
+            )
         return self._connect()
 
     def _connect(self) -> bool:
