@@ -55,6 +55,7 @@ from bench.common import (
 DEFAULT = ("drain", "flush", "steady", "idle")
 ALL = (*DEFAULT, "scaling", "whatif", "profile")
 WHAT_IF = {
+    "prefetch=2000": {"broker": {"prefetch": 2000}},
     "max_open_files=256": {"output": {"max_open_files": 256}},
     "fsync=file": {"output": {"fsync": "file"}},
     "fsync=off": {"output": {"fsync": "off"}},

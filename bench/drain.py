@@ -34,6 +34,7 @@ from bench.common import (
     count_rows,
     cpu_seconds,
     cpu_split,
+    default_of,
     loadavg,
     make_meter_directories,
     meter_id,
@@ -96,10 +97,10 @@ class Drain:
 
     # --- the two sides ---------------------------------------------------------------
 
-    def raw(self) -> dict[str, float]:
+    def raw(self, prefetch: int) -> dict[str, float]:
         self.fill()
         load = loadavg()
-        out = self.ctx.worker("worker_consume", self.ctx.url, self.queue, self.readings, 1000)
+        out = self.ctx.worker("worker_consume", self.ctx.url, self.queue, self.readings, prefetch)
         secs = out["end"] - out["start"]
         left = self.ctx.broker.depth(self.queue)
         if left:
@@ -202,18 +203,29 @@ def run(
         f"[{name}] pvsimd drain: {readings} readings from {meters} meters, {runs} run(s)"
         + (f", config {overrides}" if overrides else "")
     )
+    # the raw consumer takes the prefetch pvsimd runs with (its default or the override)
+    prefetch = int(
+        (overrides or {}).get("broker", {}).get("prefetch")
+        or default_of("pvsimd.settings", "broker", "prefetch")
+    )
     result = Result(
-        name, info={"meters": meters, "readings": readings, "overrides": overrides or {}}
+        name,
+        info={
+            "meters": meters,
+            "readings": readings,
+            "overrides": overrides or {},
+            "prefetch": prefetch,
+        },
     )
     bench = Drain(ctx, meters, readings)
     try:
         for i in range(runs):
             if i % 2 == 0:
-                raw = bench.raw()
+                raw = bench.raw(prefetch)
                 pv = bench.pvsimd(i, overrides=overrides)
             else:
                 pv = bench.pvsimd(i, overrides=overrides)
-                raw = bench.raw()
+                raw = bench.raw(prefetch)
             figures = {**raw, **pv, "ratio": pv["pvsimd_rate"] / raw["raw_rate"]}
             result.add(**figures)
             say(
