@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.support.daemons import queue_depth
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
@@ -53,6 +54,20 @@ def test_three_meters_rows_arrive_in_their_day_files(site):
         _assert_contract(site, house, site.assigned(house))
     for proc in (pvsimd, *meters):
         assert "Traceback" not in proc.log()
+
+
+@pytest.mark.parametrize("fsync", ["file", "off"])
+def test_other_fsync_modes_write_and_acknowledge_every_reading(site, fsync):
+    pvsimd = site.start_pvsimd(output={"fsync": fsync})
+    meter = site.start_meterd("house-a")
+    wait_until(lambda: len(site.rows("house-a")) >= 20, timeout=30, message="rows of house-a")
+    assert meter.stop(timeout=10) == 0, meter.log()
+    assigned = site.assigned("house-a")
+    wait_until(lambda: len(site.rows("house-a")) >= assigned, timeout=20)
+    assert pvsimd.stop(timeout=10) == 0, pvsimd.log()
+    assert f"fsync = {fsync}" in pvsimd.log()
+    _assert_contract(site, "house-a", assigned)
+    assert queue_depth(site.broker_url, site.queue) == 0  # all acknowledged
 
 
 def test_daemons_wait_for_an_absent_broker_and_connect_by_themselves(site, proxy):

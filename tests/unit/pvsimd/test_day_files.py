@@ -94,6 +94,22 @@ def test_sum_is_meter_plus_pv_as_written(files, tmp_path):
         assert len(row["meter_w"].split(".")[1]) == 1  # one decimal, as written
 
 
+def test_written_rows_are_exactly_format_row(files, tmp_path):
+    # DayFiles.write formats rows inline (hot path); format_row is the reference
+    cases = [
+        (reading(utc(2026, 11, 24, 10), power=0.0, seq=None), 0.0),
+        (reading(utc(2026, 11, 24, 10, 0, 1, 20_000), power=0.05, seq=0), 0.15),
+        (reading(utc(2026, 11, 24, 10, 0, 2, 123_456), power=8999.96, seq=2**63 - 1), 3999.95),
+        (reading(utc(2026, 11, 24, 10, 0, 3), power=1e-9, seq=7), 2.25),
+    ]
+    write_all(files, [r for r, _ in cases[:1]], pv_w=cases[0][1])
+    for r, pv in cases[1:]:
+        files.write(r, pv)
+    files.flush()
+    written = (tmp_path / "house-a/2026-11-24.csv").read_bytes().splitlines(keepends=True)[1:]
+    assert written == [day_files.format_row(r, pv, BERLIN) for r, pv in cases]
+
+
 def test_timestamp_keeps_milliseconds(files, tmp_path):
     write_all(files, [reading(utc(2026, 11, 24, 10, 0, 0, 20_000))])
     assert lines(tmp_path / "house-a/2026-11-24.csv")[1].startswith(
