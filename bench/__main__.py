@@ -472,6 +472,11 @@ def main(argv: list[str] | None = None) -> int:
         say(summary(results))
         say("")
         say("## Targets")
+        if a.quick:
+            say(
+                "(--quick is a smoke run: with 2 readings per meter and 10 s of steady "
+                "state, creating the day files dominates; judge the targets on a full run)"
+            )
         say("| target | measured | limit | |")
         say("|---|---|---|---|")
         for target, measured, limit, ok in check(results, max_open):
