@@ -148,3 +148,13 @@ def test_sigterm_stops_within_seconds_with_exit_0(site, program):
     wait_until(lambda: "ready" in proc.log(), timeout=20, message="ready")
     assert proc.stop(timeout=5) == 0
     assert "stopped" in proc.log()
+
+
+def test_an_output_directory_that_cannot_be_created_exits_73_in_one_line(site):
+    blocker = site.root / "not-a-directory"
+    blocker.write_text("a file where the output directory should go\n")
+    proc = site.start_pvsimd(output={"directory": blocker / "csv"})
+    assert proc.proc.wait(timeout=30) == 73, proc.log()
+    errors = [line for line in proc.log().splitlines() if "output directory" in line]
+    assert len(errors) == 1 and str(blocker / "csv") in errors[0], proc.log()
+    assert "Traceback" not in proc.log()
