@@ -42,7 +42,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from pathlib import Path
 
-from pvsim import wire
+from pvsim import durable, wire
 
 log = logging.getLogger("meterd.spool")
 
@@ -258,13 +258,8 @@ class Spool:
         self._fsync_dir()
 
     def _fsync_dir(self) -> None:
-        if not self.fsync:
-            return
-        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        if self.fsync:
+            durable.fsync_directory(self.directory)
 
     def append(self, make_body: Callable[[int], bytes], ts: float | None = None) -> int:
         """Record a reading taken at ``ts`` (epoch seconds; now when None);

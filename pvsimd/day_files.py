@@ -3,7 +3,13 @@
 ``<directory>/<meter_id>/<YYYY-MM-DD>.csv`` with the header
 ``timestamp,meter_id,meter_w,pv_w,sum_w,seq``.  Rows are buffered by
 :meth:`DayFiles.write` and written by :meth:`DayFiles.flush`, which makes them durable
-(see :mod:`pvsimd.durable`) before it returns; the consumer acknowledges only after it.
+(``fsync``, below) before it returns; the consumer acknowledges only after it.
+
+``fsync = batch`` (the default): one ``syncfs(2)`` per flush for all the files it wrote
+(see :mod:`pvsim.durable`); ``fsync = file``: ``fsync(2)`` each written file and the
+directory of each new one (for a filesystem shared with heavy writers); ``fsync = off``:
+leave it to the kernel.  Where the C library has no ``syncfs``, ``batch`` falls back to
+``file``.
 
 Guarantees:
 
@@ -37,8 +43,7 @@ from collections import OrderedDict, deque
 from datetime import datetime, tzinfo
 from pathlib import Path
 
-from pvsim import wire
-from pvsimd import durable
+from pvsim import durable, wire
 
 log = logging.getLogger("pvsimd.files")
 
@@ -46,6 +51,7 @@ HEADER = b"timestamp,meter_id,meter_w,pv_w,sum_w,seq\n"
 COLUMNS = HEADER.decode().strip().split(",")
 _HEADER_TEXT = HEADER.decode()
 
+FSYNC_MODES = ("batch", "file", "off")  # [output] fsync
 TIME_CACHE = 4096  # timestamps whose local text and day are remembered
 MAX_KNOWN = 65536  # files whose state is remembered (about 250 bytes each)
 
@@ -234,8 +240,8 @@ class DayFiles:
             fsync = "batch"
         elif fsync is False:
             fsync = "off"
-        if fsync not in durable.MODES:
-            raise ValueError(f"fsync must be one of {durable.MODES}, not {fsync!r}")
+        if fsync not in FSYNC_MODES:
+            raise ValueError(f"fsync must be one of {FSYNC_MODES}, not {fsync!r}")
         if fsync == "batch" and not durable.syncfs_available():
             log.warning("syncfs is not available here; fsync = batch syncs file by file")
             fsync = "file"

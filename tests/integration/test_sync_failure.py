@@ -17,10 +17,9 @@ from datetime import UTC, datetime, timedelta
 import pika
 
 from pvsim import config as c
-from pvsim import wire
+from pvsim import durable, wire
 from pvsim.notify import Notifier
 from pvsim.signals import Signals
-from pvsimd import durable
 from pvsimd.service import PvSimDaemon
 from pvsimd.settings import SCHEMA
 from tests.support.daemons import queue_depth

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from freezegun import freeze_time
 
-from pvsim import wire
-from pvsimd import day_files, durable
+from pvsim import durable, wire
+from pvsimd import day_files
 from pvsimd.day_files import HEADER, DayFiles
 
 BERLIN = ZoneInfo("Europe/Berlin")

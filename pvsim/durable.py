@@ -1,28 +1,19 @@
-"""How written rows become durable before pvsimd acknowledges them.
+"""Making written data durable: the calls both daemons share.
 
-``fsync = batch`` (the default): one ``syncfs(2)`` on the output directory's filesystem
-per flush, however many files the flush wrote.  The kernel writes back every dirty file
-and directory entry of that filesystem in one journal commit: on a disk shared by
-hundreds of day files this costs about a tenth of an ``fsync`` per file (see
-docs/performance.md).  It also writes back other programs' dirty data on the same
-filesystem, so a flush may wait for them; ``fsync = file`` avoids that.
-
-``fsync = file``: ``fsync(2)`` each written file, and the directory of each new file.
-
-``fsync = off``: leave it to the kernel (rows acknowledged may be lost on a power cut).
-
-``syncfs`` is called through ctypes (Python has no ``os.syncfs``); where the C library
-lacks it, ``batch`` falls back to ``file``.
+* :func:`fsync_directory` makes a directory's entries durable (a file created, renamed or
+  removed in it): meterd's spool after a new segment or watermark, pvsimd's day files
+  with ``fsync = file``.
+* :func:`syncfs` writes back a whole filesystem in one journal commit: pvsimd's day files
+  with ``fsync = batch``, one call per flush however many files it wrote (about a tenth
+  of an ``fsync`` per file on a disk of hundreds of day files, see docs/performance.md).
+  It also writes back other programs' dirty data on that filesystem.  It is called
+  through ctypes (Python has no ``os.syncfs``); :func:`syncfs_available` says whether
+  the C library has it.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-
-log = logging.getLogger("pvsimd.files")
-
-MODES = ("batch", "file", "off")
 
 
 def _load_syncfs():  # -> Callable[[int], int] | None
