@@ -261,9 +261,7 @@ class PvSimDaemon(Daemon):
             self.duplicates += 1
             log.debug("dropped a repeat of %s at %s", meter_id, wire.format_ts(reading.ts))
         self.last_reading = reading.ts
-        tag = self._last_tag = method.delivery_tag
-        if tag - self._submitted_tag >= self.ack_batch:
-            self.commit(force=True)
+        self._processed(method.delivery_tag)
         return True
 
     def _dead_letter(
