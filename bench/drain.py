@@ -5,7 +5,7 @@ as they arrive from meters sampling on the same grid) are published, with meterd
 properties, into a queue declared exactly as pvsimd declares it.  Then either
 
 * **pvsimd** (its defaults: prefetch 1000, fsync batch, flush_interval 0.1,
-  max_open_files 256, verify_sender on), with the meters' directories already there
+  max_open_files 16384, verify_sender on), with the meters' directories already there
   (an installation that has seen these meters before) but not their day files, drains
   it: from its "consuming" log line to the moment all N rows are in the CSV files —
   the newest CSV mtime, found once the queue has no ready messages left and a count
@@ -13,8 +13,8 @@ properties, into a queue declared exactly as pvsimd declares it.  Then either
   pvsimd acknowledges right after that last write (and its fsync).  Afterwards the
   queue and the dead-letter queue must be empty and the row count exactly N;
 * or the **raw consumer** (bench/worker_consume.py) takes the same messages with the
-  same prefetch, parses the JSON and acks every prefetch/2, writing nothing: from
-  basic_consume to its last ack.
+  same prefetch, parses the JSON and acks in pvsimd's batches (prefetch/4), writing
+  nothing: from basic_consume to its last ack.
 
 Each run preloads the queue twice (once per side); the side that goes first
 alternates from run to run.  CPU seconds (utime+stime from /proc) are recorded too:
@@ -88,8 +88,12 @@ class Drain:
     def fill(self) -> None:
         broker = self.ctx.broker
         broker.purge(self.queue)
-        took = preload(self.ctx.url, self.exchange, self.messages)
-        broker.wait_depth(self.queue, self.readings, timeout=300, interval=0.2)
+        took = preload(
+            self.ctx.url,
+            self.exchange,
+            self.messages,
+            lambda: broker.wait_depth(self.queue, self.readings, timeout=300, interval=0.2),
+        )
         depth = broker.depth(self.queue)
         if depth != self.readings:
             raise RuntimeError(f"preloaded {depth} messages, expected {self.readings}")
@@ -100,7 +104,11 @@ class Drain:
     def raw(self, prefetch: int) -> dict[str, float]:
         self.fill()
         load = loadavg()
-        out = self.ctx.worker("worker_consume", self.ctx.url, self.queue, self.readings, prefetch)
+        from pvsimd.service import ack_batch  # the snapshot's
+
+        out = self.ctx.worker(
+            "worker_consume", self.ctx.url, self.queue, self.readings, prefetch, ack_batch(prefetch)
+        )
         secs = out["end"] - out["start"]
         left = self.ctx.broker.depth(self.queue)
         if left:

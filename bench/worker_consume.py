@@ -1,10 +1,10 @@
 """The raw-consumer baseline: a minimal pika SelectConnection consumer.
 
-Same prefetch as pvsimd, parses each body as JSON, acknowledges in batches
-(multiple=True, every prefetch/2 deliveries, as pvsimd does), writes nothing.  Prints
-one JSON line: start (basic_consume sent), end (last ack sent), cpu seconds in between.
+Same prefetch as pvsimd, parses each body as JSON, acknowledges in batches of the size
+pvsimd uses (multiple=True, ``pvsimd.service.ack_batch``), writes nothing.  Prints one
+JSON line: start (basic_consume sent), end (last ack sent), cpu seconds in between.
 
-    python -m bench.worker_consume URL QUEUE COUNT PREFETCH
+    python -m bench.worker_consume URL QUEUE COUNT PREFETCH ACK_EVERY
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import pika
 
 
 def main() -> int:
-    url, queue, count, prefetch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    ack_every = max(1, prefetch // 2)
+    url, queue = sys.argv[1], sys.argv[2]
+    count, prefetch, ack_every = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     state: dict[str, float] = {"n": 0}
     loads = json.loads
 
