@@ -202,10 +202,11 @@ class DayFile:
                 if os.fstat(self.fd).st_size != before:
                     os.ftruncate(self.fd, before)
                 self.suspect = False
-            view = memoryview(data)
-            while view:
-                written = os.write(self.fd, view)
-                view = view[written:]
+            written = os.write(self.fd, data)
+            if written < len(data):  # a short write: the rest, piece by piece
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(self.fd, view) :]
         except OSError:
             self.rollback(before)
             raise
@@ -350,11 +351,16 @@ class DayFiles:
         dirty, self._dirty = self._dirty, []
         written: list[tuple[DayFile, int, list[str]]] = []
         failed: OSError | None = None
+        fsync_file = self.fsync == "file"
+        lru = self._fds
         for f in dirty:
             try:
-                self._descriptor(f)
+                if f.fd is None:
+                    self._descriptor(f)
+                else:
+                    lru.move_to_end(f.key)
                 before, rows = f.write()
-                if self.fsync == "file":
+                if fsync_file:
                     self._fsync_file(f, before, rows)
             except OSError as exc:
                 failed = failed or exc

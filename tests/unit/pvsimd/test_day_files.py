@@ -56,6 +56,24 @@ def write_all(files: DayFiles, readings, pv_w: float = 100.0) -> list[bool]:
 # --- paths and rows ---------------------------------------------------------------------------
 
 
+def test_short_writes_are_completed(files, tmp_path, monkeypatch):
+    """os.write may write less than asked (a signal, a nearly full quota): the rest
+    follows, and the file holds every row once."""
+    real_write = os.write
+    calls = []
+
+    def short_write(fd, data):
+        calls.append(len(data))
+        return real_write(fd, bytes(data[:7]))
+
+    monkeypatch.setattr(day_files.os, "write", short_write)
+    t0 = utc(2026, 11, 24, 10)
+    write_all(files, [reading(t0 + timedelta(seconds=10 * i), seq=i) for i in range(3)])
+    monkeypatch.undo()
+    assert [r["seq"] for r in rows(tmp_path / "house-a/2026-11-24.csv")] == ["0", "1", "2"]
+    assert len(calls) > 10  # the rows did not fit in one call
+
+
 def test_path_is_directory_meter_local_day(files, tmp_path):
     assert files.path_for("house-a", utc(2026, 11, 24, 10)) == tmp_path / "house-a/2026-11-24.csv"
     # 23:30 UTC is already the next day in Berlin
