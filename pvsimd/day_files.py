@@ -352,13 +352,9 @@ class DayFiles:
         written: list[tuple[DayFile, int, list[str]]] = []
         failed: OSError | None = None
         fsync_file = self.fsync == "file"
-        lru = self._fds
         for f in dirty:
             try:
-                if f.fd is None:
-                    self._descriptor(f)
-                else:
-                    lru.move_to_end(f.key)
+                self._descriptor(f)
                 before, rows = f.write()
                 if fsync_file:
                     self._fsync_file(f, before, rows)
