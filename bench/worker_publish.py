@@ -20,6 +20,7 @@ import time
 
 import pika
 
+from bench.common import meterd_properties
 from pvsim import wire
 
 
@@ -35,13 +36,7 @@ def main() -> int:
     user = params.credentials.username
 
     def props(seq: int) -> pika.BasicProperties:
-        return pika.BasicProperties(
-            content_type=wire.CONTENT_TYPE,
-            delivery_mode=2,
-            message_id=f"{meter}:{seq}",
-            app_id="meterd",
-            user_id=user,
-        )
+        return meterd_properties(meter, seq, user)
 
     out = (blocking if mode == "blocking" else select)(
         params, exchange, routing_key, records, props
