@@ -13,9 +13,12 @@ import subprocess
 import sys
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pika
+
+from pvsim import wire
 
 REPO = Path(__file__).resolve().parents[2]
 LOCAL_BROKER = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -225,6 +228,32 @@ def publish_raw(
         ch.basic_publish(exchange, routing_key, body, properties or pika.BasicProperties())
     finally:
         conn.close()
+
+
+def publish_readings(url: str, exchange: str, meters: int, rounds: int) -> list[tuple[str, int]]:
+    """Publish ``rounds`` readings of each of ``meters`` meters (m0, m1, …; seq = round,
+    10 s apart on 21 June 2026), round by round as meters send them, with confirms;
+    returns (meter_id, seq) of each."""
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    sent = []
+    try:
+        ch = conn.channel()
+        ch.exchange_declare(exchange, "topic", durable=True)
+        ch.confirm_delivery()
+        base = datetime(2026, 6, 21, 10, tzinfo=UTC)
+        for r in range(rounds):
+            for m in range(meters):
+                reading = wire.Reading(f"m{m}", base + timedelta(seconds=10 * r), 100.0 + m, r)
+                ch.basic_publish(
+                    exchange,
+                    wire.routing_key(reading.meter_id),
+                    wire.encode(reading),
+                    pika.BasicProperties(delivery_mode=2, content_type=wire.CONTENT_TYPE),
+                )
+                sent.append((reading.meter_id, r))
+    finally:
+        conn.close()
+    return sent
 
 
 def drain_queue(url: str, queue: str) -> list[tuple[pika.BasicProperties, bytes]]:
