@@ -44,6 +44,7 @@ from datetime import datetime, tzinfo
 from pathlib import Path
 
 from pvsim import durable, wire
+from pvsimd.journal import Journal
 
 log = logging.getLogger("pvsimd.files")
 
@@ -234,6 +235,7 @@ class DayFiles:
         *,
         fsync: bool | str = True,
         max_open: int = 256,
+        journal: bool = False,
     ):
         self.directory = Path(directory)
         self.tz = tz
@@ -260,6 +262,12 @@ class DayFiles:
         # fsync = batch: what write_out wrote, by generation, until a sync succeeds
         self._generation = 0
         self._unsynced: deque[tuple[int, list[tuple[DayFile, int, list[str]]]]] = deque()
+        # the backlog journal (fsync = batch only): rows buffered since the last append
+        # or write_out, and the generations of the last append and the last complete write
+        self.journal = Journal(self._dir) if journal and fsync == "batch" else None
+        self._fresh: list[str] = []
+        self._journal_gen = 0
+        self._written_gen = 0
 
     # --- per timestamp -------------------------------------------------------------------
 
@@ -287,6 +295,25 @@ class DayFiles:
         """Buffer the reading's row; False when it is a repeat of one already written."""
         ts_us, day, local = self._time(reading.ts)
         meter_id = reading.meter_id
+        f = self._new_row_for(meter_id, day, ts_us)
+        if f is None:
+            return False
+        # as _row(), inlined: this runs for every reading
+        meter = round(reading.power_w * 10)
+        pv = round(pv_w * 10)
+        seq = reading.seq
+        row = (
+            f"{local},{meter_id},{meter / 10:.1f},{pv / 10:.1f},{(meter + pv) / 10:.1f},"
+            f"{'' if seq is None else seq}\n"
+        )
+        f.rows.append(row)
+        self._fresh.append(row)
+        self.last_day = day
+        return True
+
+    def _new_row_for(self, meter_id: str, day: str, ts_us: int) -> DayFile | None:
+        """The day file a row at ``ts_us`` goes to, marked dirty; None when the file
+        (written or buffered) already holds that timestamp."""
         key = (meter_id, day)
         f = self._files.get(key)
         if f is None:
@@ -300,22 +327,55 @@ class DayFiles:
             if f.seen is None and f.size > len(HEADER):
                 self._descriptor(f)  # is_repeat reads the file's timestamps
             if f.is_repeat(ts_us):
-                return False
+                return None
         if f.seen is not None:
             f.seen.add(ts_us)
-        rows = f.rows
-        if not rows:
+        if not f.rows:
             self._dirty.append(f)
-        # as _row(), inlined: this runs for every reading
-        meter = round(reading.power_w * 10)
-        pv = round(pv_w * 10)
-        seq = reading.seq
-        rows.append(
-            f"{local},{meter_id},{meter / 10:.1f},{pv / 10:.1f},{(meter + pv) / 10:.1f},"
-            f"{'' if seq is None else seq}\n"
-        )
-        self.last_day = day
-        return True
+        return f
+
+    # --- the backlog journal (see pvsimd.journal) ----------------------------------------
+
+    def journal_out(self, now: float) -> int:
+        """Append the rows buffered since the last append or write to the journal, without
+        making them durable (see :meth:`sync`); they stay buffered for the next write.
+        Returns this append's generation; OSError when appending failed."""
+        self.journal.append("".join(self._fresh).encode(), now)
+        self._fresh = []
+        self._generation += 1
+        self._journal_gen = self._generation
+        return self._generation
+
+    def replay_journal(self) -> tuple[int, int]:
+        """Write the rows a previous run left in the journal to their day files, make
+        them durable and empty the journal; returns (rows written, repeats dropped).
+        Lines that are not rows are skipped with a WARNING.  OSError on failure."""
+        journal = self.journal
+        if journal is None:
+            return 0, 0
+        journal.open()
+        added = repeats = 0
+        for line in journal.read_rows():
+            try:
+                fields = line.split(",")
+                if len(fields) != 6 or not wire.is_valid_meter_id(fields[1]):
+                    raise ValueError("not a row")
+                local = datetime.fromisoformat(fields[0])
+                ts_us = wire.to_epoch_us(local)
+            except ValueError:
+                log.warning("%s: skipped a line that is not a row: %r", journal.path, line[:80])
+                continue
+            f = self._new_row_for(fields[1], local.date().isoformat(), ts_us)
+            if f is None:
+                repeats += 1
+            else:
+                f.rows.append(line)
+                added += 1
+        self.flush()
+        durable.syncfs(self.sync_target())  # also what an earlier run wrote, unsynced
+        journal.empty()
+        self._fresh = []
+        return added, repeats
 
     def flush(self) -> None:
         """Write every buffered row and make it durable; raises OSError on failure.
@@ -349,6 +409,7 @@ class DayFiles:
         buffered rows; the other files are written, and then OSError is raised.
         """
         dirty, self._dirty = self._dirty, []
+        self._fresh = []  # written, or left buffered for the next write (see journal_out)
         written: list[tuple[DayFile, int, list[str]]] = []
         failed: OSError | None = None
         fsync_file = self.fsync == "file"
@@ -368,6 +429,7 @@ class DayFiles:
             self._unsynced.append((self._generation, written))
         if failed is not None:
             raise failed
+        self._written_gen = self._generation  # every buffered row written
         return self._generation
 
     def sync_target(self) -> int:
@@ -376,9 +438,14 @@ class DayFiles:
         return self._directory_fd()
 
     def sync(self) -> None:
-        """Make everything written so far durable (``fsync = batch``); OSError on failure.
-        Safe to call from another thread once :meth:`sync_target` was called."""
-        durable.syncfs(self.sync_target())
+        """Make everything written and appended so far durable (``fsync = batch``): one
+        ``syncfs``, or only the journal's ``fdatasync`` when no day file was written
+        since the last sync.  OSError on failure.  Safe to call from another thread once
+        :meth:`sync_target` was called."""
+        if self.journal is not None and not self._unsynced and self.journal.fd is not None:
+            self.journal.sync()
+        else:
+            durable.syncfs(self.sync_target())
 
     @property
     def unsynced(self) -> bool:
@@ -386,13 +453,31 @@ class DayFiles:
         return bool(self._unsynced)
 
     def mark_synced(self, generation: int) -> None:
-        """A sync that began after :meth:`write_out` returned ``generation`` succeeded."""
+        """A sync that began after :meth:`write_out` or :meth:`journal_out` returned
+        ``generation`` succeeded.  The journal is emptied once a complete write that came
+        after its last append is durable."""
         while self._unsynced and self._unsynced[0][0] <= generation:
             self._unsynced.popleft()
+        journal = self.journal
+        if (
+            journal is not None
+            and journal.size
+            and self._journal_gen < self._written_gen <= generation
+        ):
+            try:
+                journal.empty()
+            except OSError as exc:  # kept: replayed (as repeats) after a restart
+                log.warning("%s: could not empty the journal: %s", journal.path, exc)
+
+    @property
+    def journaled(self) -> bool:
+        """Rows in the journal that a checkpoint has not yet made durable in their files."""
+        return self.journal is not None and self.journal.size > 0
 
     def roll_back_unsynced(self) -> None:
         """A sync failed: cut every file written since the last successful sync back to
         its size then, and buffer those rows again (before any newer ones)."""
+        self._written_gen = 0  # the journal waits for the next complete write
         if not self._unsynced:
             return
         log.error(
@@ -438,7 +523,12 @@ class DayFiles:
 
     def discard_unflushed(self) -> None:
         """Forget buffered rows (their messages go back to the broker unacknowledged);
-        those files are examined afresh when next written to."""
+        those files are examined afresh when next written to.  Nothing is forgotten while
+        the journal holds rows: they are buffered too, and the next write takes them all
+        (the repeat check then drops the redelivered ones)."""
+        if self.journaled:
+            return
+        self._fresh = []
         for f in self._dirty:
             self._forget(f.key)
         self._dirty = []
@@ -536,6 +626,8 @@ class DayFiles:
                 os.close(f.fd)
                 f.fd = None
             self._fds.clear()
+            if self.journal is not None:
+                self.journal.close()
             if self._dir_fd is not None:
                 os.close(self._dir_fd)
                 self._dir_fd = None

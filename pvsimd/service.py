@@ -111,6 +111,7 @@ class PvSimDaemon(Daemon):
             self.tz,
             fsync=output["fsync"],
             max_open=descriptor_budget(output["max_open_files"]),
+            journal=True,
         )
         self.flush_interval: float = output["flush_interval"]
         self.ack_batch = ack_batch(broker["prefetch"])
@@ -127,6 +128,7 @@ class PvSimDaemon(Daemon):
         self._held: deque[Delivery] = deque()
         self._dead_letters_unconfirmed: dict[int, int] = {}  # publish tag -> delivery tag
         self._sync_epoch = 0  # bumped by a failed sync: older results no longer count
+        self._checkpoint_due = False  # the next commit writes the day files, not the journal
         self._last_commit = time.monotonic()
         self._depth_checked = float("-inf")
         # storage failure episode
@@ -153,6 +155,21 @@ class PvSimDaemon(Daemon):
                 self.files.sync_target()
         except OSError as exc:
             raise StartupError(f"cannot open the output directory {directory}: {exc}") from None
+        if self.files.journal is not None:
+            try:
+                added, repeats = self.files.replay_journal()
+            except OSError as exc:
+                raise StartupError(
+                    f"cannot write the rows of the journal {self.files.journal.path} "
+                    f"to their day files: {exc}"
+                ) from None
+            if added or repeats:
+                log.info(
+                    "journal: %d rows of the last run written to their day files "
+                    "(%d were there already)",
+                    added,
+                    repeats,
+                )
         if self.files.fsync == "batch" and self.syncer is None:
             self.syncer = Syncer(self.files.sync, self._wake_for_syncs)
             log.info(
@@ -306,25 +323,40 @@ class PvSimDaemon(Daemon):
     def _processed(self, delivery_tag: int) -> None:
         self._last_tag = delivery_tag
         if delivery_tag - self._submitted_tag >= self.ack_batch:
-            self.commit(force=True)
+            self.commit(force=True, backlog=True)
 
-    def commit(self, force: bool = False) -> bool:
+    def commit(self, force: bool = False, backlog: bool = False) -> bool:
         """Write the buffered rows and have them synced; the deliveries processed so far
-        are acknowledged once that is done.  False when writing failed."""
+        are acknowledged once that is done.  False when writing failed.
+
+        A ``backlog`` commit (``ack_batch`` deliveries before the flush interval is up)
+        appends to the journal instead, unless a checkpoint is due (see
+        :mod:`pvsimd.journal`); every other commit is a checkpoint."""
         now = time.monotonic()
         if not force and now - self._last_commit < self.flush_interval:
             return True
         self._last_commit = now
-        if self.consumer is None or self._last_tag == self._submitted_tag:
+        files = self.files
+        if self.consumer is None:
             return True
+        if self._last_tag == self._submitted_tag and (backlog or not files.journaled):
+            return True  # nothing new, and no journaled rows owed to their day files
+        journal = (
+            backlog
+            and files.journal is not None
+            and not self._checkpoint_due
+            and not files.journal.due(now)
+        )
         try:
-            generation = self.files.write_out()
+            generation = files.journal_out(now) if journal else files.write_out()
         except OSError as exc:
             self._storage_failed(exc)
             return False
+        if not journal:
+            self._checkpoint_due = False
         token = (self._session, self._sync_epoch, generation, self._last_tag)
         self._submitted_tag = self._last_tag
-        if self.syncer is not None and self.files.unsynced:
+        if self.syncer is not None and (journal or files.unsynced):
             self.syncer.request(token)
         else:  # fsync = file or off: write_out made them as durable as they get
             self._synced(token, None)
@@ -378,6 +410,7 @@ class PvSimDaemon(Daemon):
     # --- storage failure episodes ------------------------------------------------------
 
     def _storage_failed(self, exc: OSError) -> None:
+        self._checkpoint_due = True  # what failed is written again, to the day files
         if self._storage_error is None:
             self._storage_failing_since = time.time()
             log.error(
@@ -419,6 +452,7 @@ class PvSimDaemon(Daemon):
         self._session += 1  # results of syncs still in flight no longer acknowledge
         self._settle_syncs()
         self.files.discard_unflushed()
+        self._checkpoint_due = True
         self._last_tag = self._submitted_tag = self._durable_tag = self._acked_tag = 0
         self._held.clear()
         self._dead_letters_unconfirmed.clear()

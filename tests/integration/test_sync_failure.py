@@ -1,6 +1,6 @@
-"""A sync that fails (EIO from syncfs) while pvsimd runs against the real broker: the
-unsynced rows are rolled back and written again, nothing is acknowledged before it is on
-disk, and every reading still ends in exactly one row.
+"""A sync that fails (EIO from syncfs or the journal's fdatasync) while pvsimd runs
+against the real broker: the unsynced rows are rolled back and written again, nothing is
+acknowledged before it is on disk, and every reading still ends in exactly one row.
 
 pvsimd runs in this process (its sync thread included) so that ``durable.syncfs`` can be
 made to fail; everything else is real: the broker, the connection, the files.
@@ -12,58 +12,38 @@ import argparse
 import errno
 import logging
 import threading
-from datetime import UTC, datetime, timedelta
-
-import pika
 
 from pvsim import config as c
-from pvsim import durable, wire
+from pvsim import durable
 from pvsim.notify import Notifier
 from pvsim.signals import Signals
+from pvsimd.journal import Journal
 from pvsimd.service import PvSimDaemon
 from pvsimd.settings import SCHEMA
-from tests.support.daemons import queue_depth
+from tests.support.daemons import publish_readings, queue_depth
 from tests.support.wait import wait_until
 
 METERS = 20
 ROUNDS = 30
 
 
-def publish_readings(url: str, exchange: str) -> list[tuple[str, int]]:
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    sent = []
-    try:
-        ch = conn.channel()
-        ch.exchange_declare(exchange, "topic", durable=True)
-        ch.confirm_delivery()
-        base = datetime(2026, 6, 21, 10, tzinfo=UTC)
-        for r in range(ROUNDS):
-            for m in range(METERS):
-                reading = wire.Reading(f"m{m}", base + timedelta(seconds=10 * r), 100.0 + m, r)
-                ch.basic_publish(
-                    exchange,
-                    wire.routing_key(reading.meter_id),
-                    wire.encode(reading),
-                    pika.BasicProperties(delivery_mode=2, content_type=wire.CONTENT_TYPE),
-                )
-                sent.append((reading.meter_id, r))
-    finally:
-        conn.close()
-    return sent
-
-
 def test_failed_syncs_are_rolled_back_and_rewritten_once(site, monkeypatch, caplog):
-    calls = {"n": 0, "failed": 0}
-    real = durable.syncfs
+    calls = {"n": 0, "failed": 0, "journal": 0}
 
-    def flaky_syncfs(fd: int) -> None:
-        calls["n"] += 1
-        if calls["n"] in (2, 3, 7):  # a few failures, two of them in a row
-            calls["failed"] += 1
-            raise OSError(errno.EIO, "Input/output error")
-        real(fd)
+    def flaky(real, kind=""):  # noqa: ANN001, ANN202 - every sync counts: day files or journal
+        def sync(*args: object) -> None:
+            calls["n"] += 1
+            if kind:
+                calls[kind] += 1
+            if calls["n"] in (2, 3, 7):  # a few failures, two of them in a row
+                calls["failed"] += 1
+                raise OSError(errno.EIO, "Input/output error")
+            real(*args)
 
-    monkeypatch.setattr(durable, "syncfs", flaky_syncfs)
+        return sync
+
+    monkeypatch.setattr(durable, "syncfs", flaky(durable.syncfs))
+    monkeypatch.setattr(Journal, "sync", flaky(Journal.sync, "journal"))
     config = c.load(site.pvsimd_config(broker={"prefetch": 50}), SCHEMA)
     signals = Signals()
     daemon = PvSimDaemon(config, signals, Notifier(), argparse.Namespace())
@@ -73,7 +53,7 @@ def test_failed_syncs_are_rolled_back_and_rewritten_once(site, monkeypatch, capl
     runner.start()
     try:
         wait_until(lambda: daemon.consumer is not None, timeout=20, message="pvsimd consuming")
-        sent = publish_readings(site.broker_url, site.exchange)
+        sent = publish_readings(site.broker_url, site.exchange, METERS, ROUNDS)
 
         def all_rows() -> bool:
             return sum(len(site.rows(f"m{m}")) for m in range(METERS)) >= len(sent)
@@ -84,6 +64,7 @@ def test_failed_syncs_are_rolled_back_and_rewritten_once(site, monkeypatch, capl
         runner.join(30)
     assert not runner.is_alive()
     assert calls["failed"] == 3 and calls["n"] > 7
+    assert calls["journal"] > 0  # backlog commits (12 deliveries each) went to the journal
     for m in range(METERS):
         rows = site.rows(f"m{m}")
         assert [int(r["seq"]) for r in rows] == list(range(ROUNDS)), f"m{m}"

@@ -1,0 +1,211 @@
+"""The backlog journal: backlog commits append rows to one file, checkpoints write them to
+their day files and empty it, and rows a crash left in it reach their day files once."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pika
+
+from pvsim import config as c
+from pvsim import wire
+from pvsim.notify import Notifier
+from pvsim.signals import Signals
+from pvsimd import journal as journal_mod
+from pvsimd.day_files import HEADER, DayFiles
+from pvsimd.service import PvSimDaemon
+from pvsimd.settings import SCHEMA
+
+TZ = ZoneInfo("Europe/Berlin")
+T0 = datetime(2026, 11, 24, 10, tzinfo=UTC)
+
+
+def reading(meter: str, minute: int, seq: int = 0) -> wire.Reading:
+    return wire.Reading(meter, T0 + timedelta(minutes=minute), 1000.0 + minute, seq)
+
+
+def data_rows(path: Path) -> list[str]:
+    return path.read_text().splitlines()[1:] if path.exists() else []
+
+
+def new_files(tmp_path: Path) -> DayFiles:
+    files = DayFiles(tmp_path / "csv", TZ, fsync="batch", journal=True)
+    files.directory.mkdir(exist_ok=True)
+    return files
+
+
+def test_appended_rows_wait_in_the_journal_until_a_write_makes_them_durable(tmp_path):
+    files = new_files(tmp_path)
+    for m in range(3):
+        assert files.write(reading(f"house-{m}", 1), 50.0)
+    gen = files.journal_out(now=0.0)
+    journal = tmp_path / "csv/.journal"
+    assert journal.read_text().count("\n") == 3  # rows only, no headers
+    assert all(data_rows(tmp_path / f"csv/house-{m}/2026-11-24.csv") == [] for m in range(3))
+
+    files.sync()
+    files.mark_synced(gen)
+    assert files.journaled  # durable in the journal only: it is kept
+
+    gen = files.write_out()
+    files.sync()
+    files.mark_synced(gen)
+    assert not files.journaled and journal.read_text() == ""
+    assert all(len(data_rows(tmp_path / f"csv/house-{m}/2026-11-24.csv")) == 1 for m in range(3))
+
+
+def test_an_append_after_the_last_write_keeps_the_journal(tmp_path):
+    files = new_files(tmp_path)
+    files.write(reading("house-a", 1), 0.0)
+    files.journal_out(now=0.0)
+    gen = files.write_out()
+    files.write(reading("house-a", 2), 0.0)
+    files.journal_out(now=0.0)  # not yet in its day file
+    files.sync()
+    files.mark_synced(gen)
+    assert files.journaled
+
+
+def test_a_journaled_row_is_not_forgotten_with_unacknowledged_ones(tmp_path):
+    files = new_files(tmp_path)
+    files.write(reading("house-a", 1), 0.0)
+    files.journal_out(now=0.0)
+    files.write(reading("house-a", 2), 0.0)  # not journaled: its message comes back
+    files.discard_unflushed()
+    files.flush()
+    assert len(data_rows(tmp_path / "csv/house-a/2026-11-24.csv")) == 2
+    assert not files.journaled
+
+
+def test_replay_writes_what_is_missing_once_and_empties_the_journal(tmp_path):
+    files = new_files(tmp_path)
+    for minute in (1, 2):
+        files.write(reading("house-a", minute, minute), 0.0)
+    files.write(reading("house-b", 1, 1), 0.0)
+    files.flush()  # these three are on disk already
+    files.write(reading("house-a", 3, 3), 0.0)
+    files.write(reading("house-b", 2, 2), 0.0)
+    files.journal_out(now=0.0)  # two rows only in the journal, then "a crash"
+    journal = tmp_path / "csv/.journal"
+    on_disk = data_rows(tmp_path / "csv/house-a/2026-11-24.csv")
+    with journal.open("a") as f:
+        f.write(on_disk[0] + "\n")  # a row the journal holds twice (written already)
+        f.write("garbage line\n")
+        f.write(on_disk[0][:20])  # a torn last line
+
+    again = new_files(tmp_path)
+    assert again.replay_journal() == (2, 1)
+    again.close()
+    a = data_rows(tmp_path / "csv/house-a/2026-11-24.csv")
+    b = data_rows(tmp_path / "csv/house-b/2026-11-24.csv")
+    assert [row.split(",")[-1] for row in a] == ["1", "2", "3"]
+    assert [row.split(",")[-1] for row in b] == ["1", "2"]
+    assert journal.read_bytes() == b""
+    assert (tmp_path / "csv/house-a/2026-11-24.csv").read_bytes().count(HEADER) == 1
+
+
+def test_a_failed_append_leaves_the_journal_as_it_was(tmp_path, monkeypatch):
+    files = new_files(tmp_path)
+    files.write(reading("house-a", 1), 0.0)
+    files.journal_out(now=0.0)
+    size = (tmp_path / "csv/.journal").stat().st_size
+    files.write(reading("house-a", 2), 0.0)
+    real_write = journal_mod.os.write
+
+    def half_then_full(fd: int, data: bytes) -> int:
+        monkeypatch.setattr(journal_mod.os, "write", fail)
+        return real_write(fd, bytes(data[:10]))
+
+    def fail(fd: int, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(journal_mod.os, "write", half_then_full)
+    try:
+        files.journal_out(now=0.0)
+    except OSError:
+        pass
+    else:
+        raise AssertionError("the append did not fail")
+    assert (tmp_path / "csv/.journal").stat().st_size == size
+    monkeypatch.setattr(journal_mod.os, "write", real_write)
+    files.journal_out(now=0.0)  # the row is still there to append
+    assert (tmp_path / "csv/.journal").read_text().count("\n") == 2
+
+
+# --- when the daemon journals ---------------------------------------------------------------
+
+
+class AckRecorder:
+    def __init__(self) -> None:
+        self.acks: list[int] = []
+
+    def ack_upto(self, tag: int) -> None:
+        self.acks.append(tag)
+
+    def wake(self, callback) -> None:  # noqa: ANN001 - from the sync thread: collected below
+        pass
+
+
+def daemon(tmp_path: Path, prefetch: int) -> PvSimDaemon:
+    ini = tmp_path / "pvsimd.ini"
+    ini.write_text(
+        "[site]\nlatitude = 52.5\nlongitude = 13.4\ntimezone = Europe/Berlin\n"
+        f"[broker]\nprefetch = {prefetch}\n"
+        f"[output]\ndirectory = {tmp_path / 'csv'}\nflush_interval = 10\n"
+        "[security]\nverify_sender = no\n"
+    )
+    d = PvSimDaemon(c.load(ini, SCHEMA), Signals(), Notifier(), argparse.Namespace())
+    d._connect = lambda: True  # no broker: deliveries are handed in below
+    assert d.connect()
+    return d
+
+
+def deliver(d: PvSimDaemon, tag: int, meter: str, minute: int) -> None:
+    r = reading(meter, minute, tag)
+    method = pika.spec.Basic.Deliver(delivery_tag=tag, routing_key=wire.routing_key(meter))
+    d.handle(None, method, pika.BasicProperties(), wire.encode(r))
+
+
+def settle(d: PvSimDaemon) -> None:
+    d._settle_syncs()
+
+
+def test_backlog_commits_journal_and_a_checkpoint_writes_the_day_files(tmp_path):
+    d = daemon(tmp_path, prefetch=8)  # a commit every 2 deliveries
+    d.consumer = recorder = AckRecorder()
+    try:
+        for tag in range(1, 7):
+            deliver(d, tag, f"house-{tag}", 1)
+            settle(d)
+        assert recorder.acks == [2, 4, 6]  # acknowledged once in the journal
+        journal = tmp_path / "csv/.journal"
+        assert journal.read_text().count("\n") == 6
+        assert data_rows(tmp_path / "csv/house-1/2026-11-24.csv") == []
+
+        d.commit(force=True)  # a checkpoint (as the flush interval's, or stopping)
+        settle(d)
+        assert journal.read_text() == ""
+        for tag in range(1, 7):
+            assert len(data_rows(tmp_path / f"csv/house-{tag}/2026-11-24.csv")) == 1
+    finally:
+        d.syncer.stop(5)
+        d.files.close()
+
+
+def test_a_full_journal_makes_the_next_backlog_commit_a_checkpoint(tmp_path, monkeypatch):
+    monkeypatch.setattr(journal_mod, "CHECKPOINT_ROWS", 4)
+    d = daemon(tmp_path, prefetch=8)
+    d.consumer = AckRecorder()
+    try:
+        for tag in range(1, 7):
+            deliver(d, tag, "house-a", tag)
+            settle(d)
+        # two appends (4 rows), then the third commit writes all six to the day file
+        assert len(data_rows(tmp_path / "csv/house-a/2026-11-24.csv")) == 6
+        assert (tmp_path / "csv/.journal").read_text() == ""
+    finally:
+        d.syncer.stop(5)
+        d.files.close()
