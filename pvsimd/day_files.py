@@ -32,7 +32,9 @@ Cost per reading: one dictionary lookup for what depends on the timestamp alone 
 local time text, the day, the epoch microseconds; many meters share a timestamp), one
 for the file, and a formatted row appended to a list.  Per flush: one ``write`` per file
 touched (plus an ``open`` and ``close`` when its descriptor was not kept) and one
-``syncfs``.
+``syncfs``.  Working through a backlog, commits append to the journal instead
+(:meth:`DayFiles.journal_out`, :mod:`pvsimd.journal`) and the rows stay buffered until
+the next full write.
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ their rows are written and synced and their dead letters confirmed.  Commits hap
 every ``flush_interval`` or after ``prefetch / 4`` deliveries (:func:`ack_batch`): the
 rows are written in the I/O loop, and with ``fsync = batch`` the sync runs in a thread of its own
 (:mod:`pvsimd.syncer`) while the loop takes the next deliveries; the acknowledgement
-follows when the sync reports back.  A failed sync rolls the unsynced rows back into
+follows when the sync reports back.  Commits triggered by the batch size (a backlog)
+append to the journal and sync only that file (:mod:`pvsimd.journal`); the others are
+checkpoints that write every buffered row.  A failed sync rolls the unsynced rows back into
 the buffers (:meth:`DayFiles.roll_back_unsynced`) and starts a storage failure episode.
 
 When the CSV files cannot be written or synced (disk full, directory unwritable) nothing
