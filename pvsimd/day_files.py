@@ -363,6 +363,8 @@ class DayFiles:
                 if len(fields) != 6 or not wire.is_valid_meter_id(fields[1]):
                     raise ValueError("not a row")
                 local = datetime.fromisoformat(fields[0])
+                if local.utcoffset() is None:
+                    raise ValueError("no UTC offset")
                 ts_us = wire.to_epoch_us(local)
             except ValueError:
                 log.warning("%s: skipped a line that is not a row: %r", journal.path, line[:80])

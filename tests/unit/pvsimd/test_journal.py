@@ -94,6 +94,7 @@ def test_replay_writes_what_is_missing_once_and_empties_the_journal(tmp_path):
     with journal.open("a") as f:
         f.write(on_disk[0] + "\n")  # a row the journal holds twice (written already)
         f.write("garbage line\n")
+        f.write("2026-11-24T11:09:00,house-a,1.0,0.0,1.0,9\n")  # no UTC offset
         f.write(on_disk[0][:20])  # a torn last line
 
     again = new_files(tmp_path)
