@@ -210,3 +210,18 @@ def test_a_full_journal_makes_the_next_backlog_commit_a_checkpoint(tmp_path, mon
     finally:
         d.syncer.stop(5)
         d.files.close()
+
+
+def test_a_checkpoint_is_due_after_five_seconds_or_a_full_journal(tmp_path, monkeypatch):
+    j = journal_mod.Journal(str(tmp_path))
+    assert not j.due(now=1e9)  # empty: nothing owed
+    j.append(b"row\n", now=100.0)
+    assert not j.due(now=104.9) and j.due(now=105.0)
+    j.empty()
+    assert not j.due(now=1e9)
+    monkeypatch.setattr(journal_mod, "CHECKPOINT_ROWS", 3)
+    j.append(b"a\nb\n", now=200.0)
+    assert not j.due(now=200.0)
+    j.append(b"c\n", now=200.0)
+    assert j.due(now=200.0)
+    j.close()
