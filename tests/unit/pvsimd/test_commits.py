@@ -4,36 +4,11 @@ window are still in hand."""
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime, timedelta
 
-import pika
-
-from pvsim import config as c
 from pvsim import wire
-from pvsim.notify import Notifier
-from pvsim.signals import Signals
-from pvsimd.service import PvSimDaemon, ack_batch
-from pvsimd.settings import SCHEMA
-
-
-class AckRecorder:
-    def __init__(self) -> None:
-        self.acks: list[int] = []
-
-    def ack_upto(self, tag: int) -> None:
-        self.acks.append(tag)
-
-
-def daemon(tmp_path, prefetch: int) -> PvSimDaemon:
-    ini = tmp_path / "pvsimd.ini"
-    ini.write_text(
-        "[site]\nlatitude = 52.5\nlongitude = 13.4\ntimezone = Europe/Berlin\n"
-        f"[broker]\nprefetch = {prefetch}\n"
-        f"[output]\ndirectory = {tmp_path / 'csv'}\nfsync = off\nflush_interval = 10\n"
-        "[security]\nverify_sender = no\n"
-    )
-    return PvSimDaemon(c.load(ini, SCHEMA), Signals(), Notifier(), argparse.Namespace())
+from pvsimd.service import ack_batch
+from tests.unit.pvsimd.harness import AckRecorder, daemon, deliver
 
 
 def test_ack_batch_is_a_quarter_of_the_prefetch():
@@ -41,15 +16,11 @@ def test_ack_batch_is_a_quarter_of_the_prefetch():
 
 
 def test_deliveries_are_acknowledged_every_quarter_window(tmp_path):
-    d = daemon(tmp_path, prefetch=8)
+    d = daemon(tmp_path, prefetch=8, fsync="off")
     d.consumer = recorder = AckRecorder()
     t0 = datetime(2026, 11, 24, 10, tzinfo=UTC)
     for tag in range(1, 8):
-        reading = wire.Reading(f"house-{tag}", t0 + timedelta(seconds=10), 100.0, tag)
-        method = pika.spec.Basic.Deliver(
-            delivery_tag=tag, routing_key=wire.routing_key(reading.meter_id)
-        )
-        d.handle(None, method, pika.BasicProperties(), wire.encode(reading))
+        deliver(d, tag, wire.Reading(f"house-{tag}", t0 + timedelta(seconds=10), 100.0, tag))
     # flush_interval is 10 s: only the batch size triggers these commits
     assert recorder.acks == [2, 4, 6]
     assert (tmp_path / "csv/house-6/2026-11-24.csv").read_text().count("\n") == 2

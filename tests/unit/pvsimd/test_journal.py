@@ -3,21 +3,15 @@ their day files and empty it, and rows a crash left in it reach their day files 
 
 from __future__ import annotations
 
-import argparse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pika
-
-from pvsim import config as c
 from pvsim import wire
-from pvsim.notify import Notifier
-from pvsim.signals import Signals
 from pvsimd import journal as journal_mod
 from pvsimd.day_files import HEADER, DayFiles
 from pvsimd.service import PvSimDaemon
-from pvsimd.settings import SCHEMA
+from tests.unit.pvsimd import harness
 
 TZ = ZoneInfo("Europe/Berlin")
 T0 = datetime(2026, 11, 24, 10, tzinfo=UTC)
@@ -139,35 +133,15 @@ def test_a_failed_append_leaves_the_journal_as_it_was(tmp_path, monkeypatch):
 # --- when the daemon journals ---------------------------------------------------------------
 
 
-class AckRecorder:
-    def __init__(self) -> None:
-        self.acks: list[int] = []
-
-    def ack_upto(self, tag: int) -> None:
-        self.acks.append(tag)
-
-    def wake(self, callback) -> None:  # noqa: ANN001 - from the sync thread: collected below
-        pass
-
-
 def daemon(tmp_path: Path, prefetch: int) -> PvSimDaemon:
-    ini = tmp_path / "pvsimd.ini"
-    ini.write_text(
-        "[site]\nlatitude = 52.5\nlongitude = 13.4\ntimezone = Europe/Berlin\n"
-        f"[broker]\nprefetch = {prefetch}\n"
-        f"[output]\ndirectory = {tmp_path / 'csv'}\nflush_interval = 10\n"
-        "[security]\nverify_sender = no\n"
-    )
-    d = PvSimDaemon(c.load(ini, SCHEMA), Signals(), Notifier(), argparse.Namespace())
+    d = harness.daemon(tmp_path, prefetch, fsync="batch")
     d._connect = lambda: True  # no broker: deliveries are handed in below
     assert d.connect()
     return d
 
 
 def deliver(d: PvSimDaemon, tag: int, meter: str, minute: int) -> None:
-    r = reading(meter, minute, tag)
-    method = pika.spec.Basic.Deliver(delivery_tag=tag, routing_key=wire.routing_key(meter))
-    d.handle(None, method, pika.BasicProperties(), wire.encode(r))
+    harness.deliver(d, tag, reading(meter, minute, tag))
 
 
 def settle(d: PvSimDaemon) -> None:
@@ -176,7 +150,7 @@ def settle(d: PvSimDaemon) -> None:
 
 def test_backlog_commits_journal_and_a_checkpoint_writes_the_day_files(tmp_path):
     d = daemon(tmp_path, prefetch=8)  # a commit every 2 deliveries
-    d.consumer = recorder = AckRecorder()
+    d.consumer = recorder = harness.AckRecorder()
     try:
         for tag in range(1, 7):
             deliver(d, tag, f"house-{tag}", 1)
@@ -199,7 +173,7 @@ def test_backlog_commits_journal_and_a_checkpoint_writes_the_day_files(tmp_path)
 def test_a_full_journal_makes_the_next_backlog_commit_a_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(journal_mod, "CHECKPOINT_ROWS", 4)
     d = daemon(tmp_path, prefetch=8)
-    d.consumer = AckRecorder()
+    d.consumer = harness.AckRecorder()
     try:
         for tag in range(1, 7):
             deliver(d, tag, "house-a", tag)
