@@ -199,3 +199,18 @@ def test_a_checkpoint_is_due_after_five_seconds_or_a_full_journal(tmp_path, monk
     j.append(b"c\n", now=200.0)
     assert j.due(now=200.0)
     j.close()
+
+
+def test_a_commit_of_the_flush_interval_writes_the_day_files_not_the_journal(tmp_path):
+    d = daemon(tmp_path, prefetch=8)  # fewer deliveries than a batch: no backlog
+    d.consumer = recorder = harness.AckRecorder()
+    try:
+        deliver(d, 1, "house-a", 1)
+        d.commit(force=True)  # what the tick does once flush_interval is up
+        settle(d)
+        assert recorder.acks == [1]
+        assert len(data_rows(tmp_path / "csv/house-a/2026-11-24.csv")) == 1
+        assert (tmp_path / "csv/.journal").read_bytes() == b""
+    finally:
+        d.syncer.stop(5)
+        d.files.close()
