@@ -378,7 +378,6 @@ class DayFiles:
         self.flush()
         durable.syncfs(self.sync_target())  # also what an earlier run wrote, unsynced
         journal.empty()
-        self._fresh = []
         return added, repeats
 
     def flush(self) -> None:
