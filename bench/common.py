@@ -285,17 +285,18 @@ class Broker:
         self, exchange: str, queue: str, dlq: str, delivery_limit: int = 20, bind: bool = True
     ) -> None:
         """The exchange and pvsimd's two queues exactly as pvsimd declares them."""
-        from pvsimd.consumer import BINDING_KEY, queue_arguments
+        from pvsim.topology import Topology
 
+        topology = Topology(exchange, queue, dlq, delivery_limit)
         ch = self.channel()
         ch.exchange_declare(exchange, exchange_type="topic", durable=True)
         self.exchanges.append(exchange)
-        ch.queue_declare(dlq, durable=True, arguments={"x-queue-type": "quorum"})
-        self.queues.append(dlq)
-        ch.queue_declare(queue, durable=True, arguments=queue_arguments(dlq, delivery_limit))
-        self.queues.append(queue)
+        for q in topology.queues:
+            ch.queue_declare(q.name, durable=q.durable, arguments=q.arguments)
+            self.queues.append(q.name)
         if bind:
-            ch.queue_bind(queue, exchange, routing_key=BINDING_KEY)
+            b = topology.binding
+            ch.queue_bind(b.queue, b.exchange, routing_key=b.routing_key)
 
     def depth(self, queue: str) -> int:
         """Ready messages (the broker's count excludes delivered, unacknowledged ones)."""

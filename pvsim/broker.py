@@ -23,9 +23,9 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import pika
 
 from pvsim import config as c
+from pvsim import topology
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
-DEFAULT_EXCHANGE = "meter.readings"
 
 _NAME = c.pattern(r"[A-Za-z0-9_.:-]{1,255}", "1-255 letters, digits, '.', '_', ':' or '-'")
 
@@ -34,7 +34,9 @@ def schema(**extra: c.Option) -> dict[str, c.Option]:
     """The ``[broker]`` section; daemons add their own keys (e.g. ``queue``)."""
     return {
         "url": c.Option(c.url("amqp", "amqps"), DEFAULT_URL, "broker URL, amqp:// or amqps://"),
-        "exchange": c.Option(_NAME, DEFAULT_EXCHANGE, "durable topic exchange of readings"),
+        "exchange": c.Option(
+            _NAME, topology.DEFAULT_EXCHANGE, "durable topic exchange of readings"
+        ),
         "heartbeat": c.Option(c.integer(0, 600), "30", "AMQP heartbeat in seconds (0: off)"),
         "connect_timeout": c.Option(c.number(above=0), "10", "seconds to open a connection"),
         "blocked_timeout": c.Option(

@@ -46,17 +46,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-from pvsim import __version__, wire
-from pvsim.broker import DEFAULT_EXCHANGE
-from pvsimd.consumer import BINDING_KEY, queue_arguments
-from pvsimd.settings import SCHEMA as PVSIMD_SCHEMA
+from pvsim import __version__, topology, wire
+from pvsim.topology import DEFAULT_EXCHANGE, Topology
 
 PROG = "pvsim-broker-setup"
 HASHING = "rabbit_password_hashing_sha256"
 POLICY_NAME = "pvsim-dead-letters"
 EX_OK, EX_FAILED, EX_USAGE = 0, 1, 2
 
-_DEFAULTS = PVSIMD_SCHEMA["broker"]
 _NAME_RE = re.compile(r"[A-Za-z0-9_.:-]{1,255}")
 
 
@@ -107,9 +104,9 @@ class Layout:
     meters: tuple[str, ...]
     vhost: str = "pvsim"
     exchange: str = DEFAULT_EXCHANGE
-    queue: str = _DEFAULTS["queue"].default
-    dead_letter_queue: str = _DEFAULTS["dead_letter_queue"].default
-    delivery_limit: int = int(_DEFAULTS["delivery_limit"].default)
+    queue: str = topology.DEFAULT_QUEUE
+    dead_letter_queue: str = topology.DEFAULT_DEAD_LETTER_QUEUE
+    delivery_limit: int = topology.DEFAULT_DELIVERY_LIMIT
     pvsimd_user: str = "pvsimd"
     dead_letter_max_length: int = 100_000  # 0: no policy
     max_connections: int = 5  # per meter user; 0: no limit
@@ -164,39 +161,48 @@ class Layout:
 
     # --- the objects, as RabbitMQ definitions ------------------------------------------
 
+    @property
+    def topology(self) -> Topology:
+        """What pvsimd declares with the same names (pvsim.topology)."""
+        return Topology(
+            exchange=self.exchange,
+            queue=self.queue,
+            dead_letter_queue=self.dead_letter_queue,
+            delivery_limit=self.delivery_limit,
+        )
+
     def exchange_def(self) -> dict[str, Any]:
+        exchange = self.topology.readings_exchange
         return {
-            "name": self.exchange,
+            "name": exchange.name,
             "vhost": self.vhost,
-            "type": "topic",
-            "durable": True,
+            "type": exchange.type,
+            "durable": exchange.durable,
             "auto_delete": False,
             "internal": False,
             "arguments": {},
         }
 
     def queue_defs(self) -> list[dict[str, Any]]:
-        def queue(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-            return {
-                "name": name,
-                "vhost": self.vhost,
-                "durable": True,
-                "auto_delete": False,
-                "arguments": arguments,
-            }
-
         return [
-            queue(self.dead_letter_queue, {"x-queue-type": "quorum"}),
-            queue(self.queue, queue_arguments(self.dead_letter_queue, self.delivery_limit)),
+            {
+                "name": queue.name,
+                "vhost": self.vhost,
+                "durable": queue.durable,
+                "auto_delete": False,
+                "arguments": queue.arguments,
+            }
+            for queue in self.topology.queues
         ]
 
     def binding_def(self) -> dict[str, Any]:
+        binding = self.topology.binding
         return {
-            "source": self.exchange,
+            "source": binding.exchange,
             "vhost": self.vhost,
-            "destination": self.queue,
+            "destination": binding.queue,
             "destination_type": "queue",
-            "routing_key": BINDING_KEY,
+            "routing_key": binding.routing_key,
             "arguments": {},
         }
 
@@ -461,7 +467,8 @@ def apply(
     if missing:
         ctl("import_definitions", stdin=json.dumps(missing))
         _wait_for_objects(layout, ctl, wait)
-        names = [o.get("name") or f"binding {BINDING_KEY}" for v in missing.values() for o in v]
+        binding = f"binding {topology.BINDING_KEY}"
+        names = [o.get("name") or binding for v in missing.values() for o in v]
         report.change("declared " + ", ".join(str(n) for n in names))
     return report
 
@@ -550,11 +557,11 @@ def pvsimd_snippet(layout: Layout, base_url: str) -> str:
     names = ""
     if layout.exchange != DEFAULT_EXCHANGE:
         names += f"exchange = {layout.exchange}\n"
-    if layout.queue != _DEFAULTS["queue"].default:
+    if layout.queue != topology.DEFAULT_QUEUE:
         names += f"queue = {layout.queue}\n"
-    if layout.dead_letter_queue != _DEFAULTS["dead_letter_queue"].default:
+    if layout.dead_letter_queue != topology.DEFAULT_DEAD_LETTER_QUEUE:
         names += f"dead_letter_queue = {layout.dead_letter_queue}\n"
-    if layout.delivery_limit != int(_DEFAULTS["delivery_limit"].default):
+    if layout.delivery_limit != topology.DEFAULT_DELIVERY_LIMIT:
         names += f"delivery_limit = {layout.delivery_limit}\n"
     user = layout.pvsimd_user
     return (

@@ -20,53 +20,34 @@ from pika import data as amqp_data
 from pika.channel import Channel
 from pika.spec import Basic, BasicProperties
 
-from pvsim import wire
 from pvsim.broker import BrokerSettings
 from pvsim.session import Session
+from pvsim.topology import REASON_HEADER, ROUTING_KEY_HEADER, USER_ID_HEADER, Topology
 
 log = logging.getLogger("pvsimd.consumer")
 
-BINDING_KEY = wire.ROUTING_PREFIX + "*"
-
 # pika's on_message_callback: (channel, method, properties, body)
 Handler = Callable[[Channel, Basic.Deliver, BasicProperties, bytes], None]
-
-
-REASON_HEADER = "x-pvsim-reason"
-ROUTING_KEY_HEADER = "x-pvsim-routing-key"
-USER_ID_HEADER = "x-pvsim-user-id"  # the original sender: the broker checks user_id
-
-
-def queue_arguments(dead_letter_queue: str, delivery_limit: int) -> dict[str, object]:
-    """The readings queue: quorum, with a delivery limit and the dead-letter queue."""
-    return {
-        "x-queue-type": "quorum",
-        "x-delivery-limit": delivery_limit,
-        "x-dead-letter-exchange": "",
-        "x-dead-letter-routing-key": dead_letter_queue,
-    }
 
 
 class Consumer(Session):
     def __init__(
         self,
         settings: BrokerSettings,
-        queue: str,
+        topology: Topology,
         prefetch: int,
         handler: Handler,
         tick: Callable[[], None],
         tick_interval: float = 0.1,
         *,
-        dead_letter_queue: str,
-        delivery_limit: int,
         on_dead_letter_confirmed: Callable[[int, bool, bool], None],
     ):
-        super().__init__(settings, f"pvsimd {queue}", tick, tick_interval)
-        self.queue = queue
+        super().__init__(settings, f"pvsimd {topology.queue}", tick, tick_interval)
+        self.topology = topology
+        self.queue = topology.queue
         self.prefetch = prefetch
         self.handler = handler
-        self.dead_letter_queue = dead_letter_queue
-        self.delivery_limit = delivery_limit
+        self.dead_letter_queue = topology.dead_letter_queue
         self.on_dead_letter_confirmed = on_dead_letter_confirmed
         self.consumer_tag: str | None = None
         self.cancelled = False
@@ -77,10 +58,11 @@ class Consumer(Session):
         self.declare_dead_letter_queue()
 
     def declare_dead_letter_queue(self) -> None:
+        queue = self.topology.dead_letters
         self.channel.queue_declare(
-            queue=self.dead_letter_queue,
-            durable=True,
-            arguments={"x-queue-type": "quorum"},
+            queue=queue.name,
+            durable=queue.durable,
+            arguments=queue.arguments,
             callback=self.on_dead_letter_queue_declared,
         )
 
@@ -88,10 +70,11 @@ class Consumer(Session):
         self.declare_queue()
 
     def declare_queue(self) -> None:
+        queue = self.topology.readings
         self.channel.queue_declare(
-            queue=self.queue,
-            durable=True,
-            arguments=queue_arguments(self.dead_letter_queue, self.delivery_limit),
+            queue=queue.name,
+            durable=queue.durable,
+            arguments=queue.arguments,
             callback=self.on_queue_declared,
         )
 
@@ -99,10 +82,11 @@ class Consumer(Session):
         self.bind_queue()
 
     def bind_queue(self) -> None:
+        binding = self.topology.binding
         self.channel.queue_bind(
-            queue=self.queue,
-            exchange=self.settings.exchange,
-            routing_key=BINDING_KEY,
+            queue=binding.queue,
+            exchange=binding.exchange,
+            routing_key=binding.routing_key,
             callback=self.on_queue_bound,
         )
 

@@ -36,6 +36,7 @@ from pvsim.broker import BrokerSettings
 from pvsim.broker_link import BrokerLink, format_time
 from pvsim.lifecycle import Daemon, StartupError
 from pvsim.reconnect import ConnectionLost
+from pvsim.topology import Topology
 from pvsimd.consumer import Consumer
 from pvsimd.day_files import DayFiles
 from pvsimd.pv_model import PvSystem
@@ -103,7 +104,13 @@ class PvSimDaemon(Daemon):
         super().__init__(*args, **kwargs)
         site, output, broker = self.config["site"], self.config["output"], self.config["broker"]
         self.broker = BrokerSettings.from_section(broker)
-        self.queue: str = broker["queue"]
+        self.topology = Topology(
+            exchange=broker["exchange"],
+            queue=broker["queue"],
+            dead_letter_queue=broker["dead_letter_queue"],
+            delivery_limit=broker["delivery_limit"],
+        )
+        self.queue = self.topology.queue
         security = self.config["security"]
         self.senders = SenderCheck(security["sender_map"]) if security["verify_sender"] else None
         self.tz = site["timezone"]
@@ -239,16 +246,13 @@ class PvSimDaemon(Daemon):
     # --- handling deliveries -----------------------------------------------------------
 
     def _open_session(self) -> Consumer:
-        broker = self.config["broker"]
         consumer = Consumer(
             self.broker,
-            self.queue,
-            broker["prefetch"],
+            self.topology,
+            self.config["broker"]["prefetch"],
             self.handle,
             tick=self._tick,
             tick_interval=min(self.flush_interval, 0.1),
-            dead_letter_queue=broker["dead_letter_queue"],
-            delivery_limit=broker["delivery_limit"],
             on_dead_letter_confirmed=self._on_dead_letter_confirmed,
         )
         consumer.connect()

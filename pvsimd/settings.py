@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pvsim import broker
+from pvsim import broker, topology
 from pvsim import config as c
 from pvsim.lifecycle import logging_schema
 from pvsimd.senders import parse_sender_map
@@ -28,15 +28,17 @@ SCHEMA: c.Schema = {
         "seed": c.Option(c.integer(), "0", "seed of the clouds"),
     },
     "broker": broker.schema(
-        queue=c.Option(broker.queue_name, "pvsimd.readings", "durable queue of readings"),
+        queue=c.Option(broker.queue_name, topology.DEFAULT_QUEUE, "durable queue of readings"),
         prefetch=c.Option(c.integer(1, 65535), "1000", "unacknowledged deliveries at most"),
         dead_letter_queue=c.Option(
             broker.queue_name,
-            "pvsimd.readings.invalid",
+            topology.DEFAULT_DEAD_LETTER_QUEUE,
             "where invalid messages go, the reason in a header",
         ),
         delivery_limit=c.Option(
-            c.integer(1, 1000), "20", "deliveries of one message before the broker dead-letters it"
+            c.integer(1, 1000),
+            str(topology.DEFAULT_DELIVERY_LIMIT),
+            "deliveries of one message before the broker dead-letters it"
         ),
     ),
     "output": {

@@ -13,7 +13,7 @@ import stat
 import pytest
 
 from pvsim import provision as p
-from pvsimd.consumer import queue_arguments
+from pvsim.topology import Topology
 
 
 def test_password_hash_matches_rabbitmqs_documented_example():
@@ -69,7 +69,7 @@ def test_permission_regexes_match_exactly_the_names():
 
 def test_the_queues_are_declared_as_pvsimd_declares_them():
     queues = {q["name"]: q for q in LAYOUT.queue_defs()}
-    assert queues["pvsimd.readings"]["arguments"] == queue_arguments("pvsimd.readings.invalid", 20)
+    assert queues["pvsimd.readings"]["arguments"] == Topology().readings.arguments
     assert queues["pvsimd.readings.invalid"]["arguments"] == {"x-queue-type": "quorum"}
     assert all(q["durable"] and not q["auto_delete"] for q in queues.values())
 
