@@ -5,15 +5,13 @@ Steps timed, per reading, over readings shaped like the drain benchmark's (10 00
 meters on a 10 s grid):
 
 * ``json.loads``            the bare parse (what the raw consumer does)
-* ``wire.decode``           parse + validation (the gate of pvsimd)
+* ``wire.decode_with``      parse + validation (the gate of pvsimd), with the reading's
+                            moment from the per-reading context (a cached timestamp)
 * ``routing_key``           the routing-key check (``reading.routing_key`` built)
 * ``senders.forged``        [security] verify_sender
-* ``pv.power_w (hit)``      the PV model, cached timestamp
-* ``pv.power_w (miss)``     the PV model computed (each reading its own timestamp)
-* ``day key``               ts.astimezone(tz).date().isoformat() (DayFiles._file)
+* ``moment (miss)``         the per-reading context computed: local day and time text,
+                            PV power (each reading its own timestamp)
 * ``format_row``            the CSV row
-* ``ts_us``                 Reading.ts_us (computed 2 × per reading in service.py)
-* ``count_today``           PvSimDaemon._count_today's work (astimezone + now(tz))
 
     PYTHONPATH=. python3 -m bench.pipeline [--code DIR] [--n 20000]
 """
@@ -38,7 +36,8 @@ def main() -> int:
     if a.code:
         sys.path.insert(0, str(a.code))
     from pvsim import wire
-    from pvsimd import day_files
+    from pvsimd import csv_format
+    from pvsimd.moments import Moments
     from pvsimd.pv_model import PvSystem
     from pvsimd.senders import SenderCheck, parse_sender_map
 
@@ -81,10 +80,12 @@ def main() -> int:
         for b in bodies:
             loads(b)
 
+    moments = Moments(tz, pv.power_w)
+
     def t_decode():
-        dec = wire.decode
+        dec, at = wire.decode_with, moments.at
         for b in bodies:
-            dec(b)
+            dec(b, at)
 
     def t_routing():
         for rd, k in zip(readings, keys, strict=True):
@@ -95,44 +96,23 @@ def main() -> int:
         for rd in readings:
             senders.forged("guest", rd.meter_id)
 
-    def t_pv_hit():
-        for rd in readings:
-            pv.power_w(rd.ts)
-
-    def t_pv_miss():
-        fresh = PvSystem.from_config(site, pv_cfg)
+    def t_moment_miss():
+        fresh = Moments(tz, PvSystem.from_config(site, pv_cfg).power_w)
         for ts in miss_ts:
-            fresh.power_w(ts)
-
-    def t_day():
-        for rd in readings:
-            rd.ts.astimezone(tz).date().isoformat()
+            fresh.of(ts)
 
     def t_format():
-        fr = day_files.format_row
+        fr = csv_format.format_row
         for rd in readings:
-            fr(rd, 1234.5, tz)
-
-    def t_ts_us():
-        for rd in readings:
-            rd.ts_us  # noqa: B018
-
-    def t_today():
-        for rd in readings:
-            day = rd.ts.astimezone(tz).date().isoformat()
-            _ = day >= datetime.now(tz).date().isoformat()
+            fr("2025-06-21T10:00:00+02:00", rd.meter_id, rd.power_w, 1234.5, rd.seq)
 
     steps = [
         ("json.loads", t_loads),
-        ("wire.decode", t_decode),
+        ("wire.decode_with", t_decode),
         ("routing_key", t_routing),
         ("senders.forged", t_senders),
-        ("pv.power_w (hit)", t_pv_hit),
-        ("pv.power_w (miss)", t_pv_miss),
-        ("day key", t_day),
+        ("moment (miss)", t_moment_miss),
         ("format_row", t_format),
-        ("ts_us", t_ts_us),
-        ("count_today", t_today),
     ]
     print(f"per reading, best of {a.repeat} × {a.n} readings (µs):")
     for name, fn in steps:

@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
+from typing import TypeVar
 
 VERSION = 1
 CONTENT_TYPE = "application/json"
@@ -32,6 +34,7 @@ _TS_RE = re.compile(
     re.ASCII,  # digits are 0-9 only, not any Unicode digit
 )
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+T = TypeVar("T")
 
 
 class InvalidReading(ValueError):
@@ -128,12 +131,6 @@ _JSON = json.JSONDecoder(parse_constant=_reject_constant)
 _scan_json = _JSON.scan_once
 _meter_id_ok = METER_ID_RE.fullmatch
 
-# Parsed timestamps by their text: a meter samples on its interval's grid, so the
-# readings of a neighbourhood share few distinct timestamps.
-TS_CACHE_SIZE = 4096
-_ts_cache: dict[str, datetime] = {}
-
-
 def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
@@ -150,6 +147,13 @@ def _parse_json(text: str) -> object:
 
 def decode(body: bytes) -> Reading:
     """Validate a message body and return its reading, or raise :class:`InvalidReading`."""
+    return Reading(*decode_with(body, parse_ts))
+
+
+def decode_with(body: bytes, at: Callable[[str], T]) -> tuple[str, T, float, int | None]:
+    """:func:`decode`, with the timestamp's text turned into a ``T`` by ``at`` (which
+    raises InvalidReading for a bad one, as :func:`parse_ts` does): (meter_id, at(ts),
+    power_w, seq).  pvsimd passes the cache of its per-reading context here."""
     if len(body) > MAX_BODY_BYTES:
         raise InvalidReading(f"body of {len(body)} bytes exceeds {MAX_BODY_BYTES}")
     try:
@@ -183,16 +187,12 @@ def decode(body: bytes) -> Reading:
         raise InvalidReading(f"seq {str(seq)[:30]!r} is not a non-negative integer")
 
     ts_text = get("ts")
-    ts = _ts_cache.get(ts_text) if ts_text.__class__ is str else None
-    if ts is None:
+    if ts_text.__class__ is not str:
         if ts_text is None:
             raise InvalidReading("missing field ts")
         if not isinstance(ts_text, str):
             raise InvalidReading("ts is not a string")
-        ts = parse_ts(ts_text)
-        if len(_ts_cache) >= TS_CACHE_SIZE:
-            _ts_cache.clear()
-        _ts_cache[ts_text] = ts
+    ts = at(ts_text)
 
     power = get("power_w")
     if power.__class__ is not float:
@@ -205,4 +205,4 @@ def decode(body: bytes) -> Reading:
         raise InvalidReading(
             f"power_w {str(doc['power_w'])[:30]} is outside {MIN_POWER_W:g}..{MAX_POWER_W:g} W"
         )
-    return Reading(meter_id, ts, power, seq)
+    return meter_id, ts, power, seq

@@ -1,32 +1,26 @@
-"""pvsimd's lifecycle: connect and consume (ready: consuming), write rows, make them
-durable, then acknowledge; reconnect with backoff when the broker goes away; on stop,
-cancel the consumer, write, sync and acknowledge what was processed, close the files.
+"""pvsimd's lifecycle and wiring: deliveries in, rows written and made durable, then
+acknowledged.
 
-Every delivery is either *processed* (its row buffered, or the message dead-lettered) or
-*held*.  Acknowledgements (multiple=True) cover processed deliveries only, and only once
-their rows are written and synced and their dead letters confirmed.  Commits happen
-every ``flush_interval`` or after ``prefetch / 4`` deliveries (:func:`ack_batch`): the
-rows are written in the I/O loop, and with ``fsync = batch`` the sync runs in a thread of its own
-(:mod:`pvsimd.syncer`) while the loop takes the next deliveries; the acknowledgement
-follows when the sync reports back.  Commits triggered by the batch size (a backlog)
-append to the journal and sync only that file (:mod:`pvsimd.journal`); the others are
-checkpoints that write every buffered row.  A failed sync rolls the unsynced rows back into
-the buffers (:meth:`DayFiles.roll_back_unsynced`) and starts a storage failure episode.
+    consumer ──► handle ──► decode, check ──► day files (buffer) ──┐
+                                  └─► dead letter (confirmed)       │ commit
+    consumer ◄── basic.ack ◄── acknowledgement record ◄── sync ◄────┘
 
-When the CSV files cannot be written or synced (disk full, directory unwritable) nothing
-more is acknowledged: rows stay buffered, later deliveries are held, the prefetch limit
-stops the broker from sending more, and a retry every second resumes the work when
-writing succeeds again — one ERROR when the episode starts, one WARNING when it ends,
-and STATUS says so meanwhile.  Held messages are never requeued, so a long episode does
-not use up their delivery limit.
+Connect and consume (ready: consuming); every delivery goes through :meth:`handle`:
+decoded against the per-reading context (:mod:`pvsimd.moments`), checked (routing key,
+sender), and its row buffered by the day files (:mod:`pvsimd.day_files`) or the message
+dead-lettered.  :meth:`PvSimDaemon.commit` writes the buffered rows — to the journal for
+a commit due by the batch size before ``flush_interval`` is up (a backlog), else to the
+day files (a checkpoint) — and asks the sync thread (:mod:`pvsimd.syncer`, ``fsync =
+batch``) to make them durable.  Which deliveries that acknowledges is the
+acknowledgement record's business (:mod:`pvsimd.acks`, where the rules are); this class
+only carries events to it and its answers to the broker.  On stop: cancel the consumer,
+commit, wait for the sync, acknowledge, close the files.
 """
 
 from __future__ import annotations
 
 import logging
-import resource
 import time
-from collections import deque
 from datetime import datetime
 
 from pika.spec import Basic, BasicProperties
@@ -37,24 +31,26 @@ from pvsim.broker_link import BrokerLink, format_time
 from pvsim.lifecycle import Daemon, StartupError
 from pvsim.reconnect import ConnectionLost
 from pvsim.topology import Topology
+from pvsimd.acks import Ack, AckRecord, SyncToken
 from pvsimd.consumer import Consumer
 from pvsimd.day_files import DayFiles
+from pvsimd.moments import Moments
+from pvsimd.open_files import descriptor_budget
 from pvsimd.pv_model import PvSystem
 from pvsimd.senders import SenderCheck
 from pvsimd.settings import SCHEMA
+from pvsimd.stats import ReadingStats
 from pvsimd.syncer import Syncer
 
 log = logging.getLogger("pvsimd")
 
 STORAGE_RETRY_S = 1.0
 DEPTH_INTERVAL_S = 5.0  # how often STATUS asks the broker for the queue's backlog
-
 SETTLE_TIMEOUT_S = 15.0  # waiting for a sync in flight when stopping or reconnecting
 
 Delivery = tuple[Basic.Deliver, BasicProperties, bytes]
-# what a sync request carries back: (session, sync epoch, write generation, delivery tag)
-SyncToken = tuple[int, int, int, int]
-DESCRIPTOR_RESERVE = 64  # for the broker connection, the journal, the config and Python
+# a sync request: the acknowledgement record's token and the commit log's generation
+SyncRequest = tuple[SyncToken, int]
 
 
 def ack_batch(prefetch: int) -> int:
@@ -66,32 +62,6 @@ def ack_batch(prefetch: int) -> int:
     meanwhile.  With half the window the loop ran dry before every second commit (about
     230 waits of 5 ms in a 200 000-reading drain, a quarter of its time)."""
     return max(1, prefetch // 4)
-
-
-def descriptor_budget(max_open_files: int) -> int:
-    """``max_open_files``, after raising the soft descriptor limit towards the hard one
-    where needed; lowered (with a WARNING) when it still does not fit."""
-    need = max_open_files + DESCRIPTOR_RESERVE
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or need <= soft:
-        return max_open_files
-    try:
-        target = need if hard == resource.RLIM_INFINITY else min(need, hard)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-        soft = target
-    except (OSError, ValueError):  # e.g. setrlimit filtered by the unit's SystemCallFilter=
-        pass
-    if need <= soft:
-        return max_open_files
-    budget = max(16, soft - DESCRIPTOR_RESERVE)
-    log.warning(
-        "max_open_files = %d does not fit the descriptor limit %d; using %d "
-        "(raise LimitNOFILE= with systemctl edit pvsimd)",
-        max_open_files,
-        soft,
-        budget,
-    )
-    return budget
 
 
 class PvSimDaemon(Daemon):
@@ -110,66 +80,46 @@ class PvSimDaemon(Daemon):
             dead_letter_queue=broker["dead_letter_queue"],
             delivery_limit=broker["delivery_limit"],
         )
-        self.queue = self.topology.queue
         security = self.config["security"]
         self.senders = SenderCheck(security["sender_map"]) if security["verify_sender"] else None
-        self.tz = site["timezone"]
-        self.pv = PvSystem.from_config(site, self.config["pv"])
+        pv = PvSystem.from_config(site, self.config["pv"])
+        self.moments = Moments(site["timezone"], pv.power_w)
         self.files = DayFiles(
             output["directory"],
-            self.tz,
             fsync=output["fsync"],
             max_open=descriptor_budget(output["max_open_files"]),
             journal=True,
         )
         self.flush_interval: float = output["flush_interval"]
-        self.ack_batch = ack_batch(broker["prefetch"])
+        self.record: AckRecord[Delivery] = AckRecord(
+            ack_batch(broker["prefetch"]), STORAGE_RETRY_S
+        )
+        self.stats = ReadingStats(site["timezone"])
         self.link = BrokerLink(self.broker, self.signals.stop, idle=self.heartbeat)
         self.consumer: Consumer | None = None
-        self.syncer: Syncer[SyncToken] | None = None  # fsync = batch: started by connect()
+        self.syncer: Syncer[SyncRequest] | None = None  # fsync = batch: started by connect()
         self._draining = False
-        # acknowledgement state of the current session (delivery tags, consecutive)
-        self._session = 0
-        self._last_tag = 0  # the newest processed delivery
-        self._submitted_tag = 0  # the newest whose rows were written and sent to sync
-        self._durable_tag = 0  # the newest whose rows are synced
-        self._acked_tag = 0  # the newest acknowledged
-        self._held: deque[Delivery] = deque()
-        self._dead_letters_unconfirmed: dict[int, int] = {}  # publish tag -> delivery tag
-        self._sync_epoch = 0  # bumped by a failed sync: older results no longer count
-        self._checkpoint_due = False  # the next commit writes the day files, not the journal
         self._last_commit = time.monotonic()
         self._depth_checked = float("-inf")
-        # storage failure episode
-        self._storage_error: str | None = None
-        self._storage_failing_since: float | None = None
-        self._storage_retry_at = 0.0
-        # figures
-        self.rows = 0
-        self.duplicates = 0
-        self.rejected = 0
-        self.last_reading: datetime | None = None
-        self._today = ""  # the site's date, updated every tick
-        self._day = ""
-        self.rows_today = 0
-        self._update_today()
 
     # --- lifecycle ---------------------------------------------------------------------
 
     def connect(self) -> bool:
-        directory = self.files.directory
+        files = self.files
         try:
-            directory.mkdir(parents=True, exist_ok=True)
-            if self.files.fsync == "batch":
-                self.files.sync_target()
+            files.directory.mkdir(parents=True, exist_ok=True)
+            if files.fsync == "batch":
+                files.sync_target()
         except OSError as exc:
-            raise StartupError(f"cannot open the output directory {directory}: {exc}") from None
-        if self.files.journal is not None:
+            raise StartupError(
+                f"cannot open the output directory {files.directory}: {exc}"
+            ) from None
+        if files.journal is not None:
             try:
-                added, repeats = self.files.replay_journal()
+                added, repeats = files.replay_journal()
             except OSError as exc:
                 raise StartupError(
-                    f"cannot write the rows of the journal {self.files.journal.path} "
+                    f"cannot write the rows of the journal {files.journal.path} "
                     f"to their day files: {exc}"
                 ) from None
             if added or repeats:
@@ -179,20 +129,11 @@ class PvSimDaemon(Daemon):
                     added,
                     repeats,
                 )
-        if self.files.fsync == "batch" and self.syncer is None:
-            self.syncer = Syncer(self.files.sync, self._wake_for_syncs)
-            log.info(
-                "CSV files under %s: synced with one syncfs per batch, up to %d kept open",
-                directory,
-                self.files.max_open,
-            )
-        elif self.syncer is None:
-            log.info(
-                "CSV files under %s: fsync = %s, up to %d kept open",
-                directory,
-                self.files.fsync,
-                self.files.max_open,
-            )
+        how = f"fsync = {files.fsync}"
+        if files.fsync == "batch" and self.syncer is None:
+            self.syncer = Syncer(files.sync, self._wake_for_syncs)
+            how = "synced with one syncfs per batch"
+        log.info("CSV files under %s: %s, up to %d kept open", files.directory, how, files.max_open)
         return self._connect()
 
     def _connect(self) -> bool:
@@ -200,7 +141,7 @@ class PvSimDaemon(Daemon):
         if consumer is None:
             return False
         self.consumer = consumer
-        log.info("consuming from queue %s on %s", self.queue, self.broker.display_url)
+        log.info("consuming from queue %s on %s", self.topology.queue, self.broker.display_url)
         return True
 
     def run(self) -> None:
@@ -210,7 +151,7 @@ class PvSimDaemon(Daemon):
                 return  # paused: stop requested
             except ConnectionLost as exc:
                 self.link.lost(exc)
-                self._forget_unacked()
+                self._connection_lost()
                 self.consumer = None
             if self.signals.stop.is_set() or not self._connect():
                 return
@@ -225,11 +166,11 @@ class PvSimDaemon(Daemon):
             consumer.run()
             self.commit(force=True)
             self._settle_syncs()
-            if self._dead_letters_unconfirmed and consumer.connection.is_open:
+            if self.record.dead_letters and consumer.connection.is_open:
                 consumer.run()  # the confirm callback acknowledges and pauses
         except ConnectionLost as exc:
             log.warning("connection lost while stopping: %s", exc)
-            self._forget_unacked()
+            self._connection_lost()
 
     def stop(self) -> None:
         if self.consumer is not None:
@@ -240,10 +181,8 @@ class PvSimDaemon(Daemon):
                 pass
         if self.syncer is not None:
             self.syncer.stop(SETTLE_TIMEOUT_S)
-        self.files.discard_unflushed()  # what was not acknowledged comes back from the broker
+        self.files.discard_buffered()  # what was not acknowledged comes back from the broker
         self.files.close()
-
-    # --- handling deliveries -----------------------------------------------------------
 
     def _open_session(self) -> Consumer:
         consumer = Consumer(
@@ -258,18 +197,27 @@ class PvSimDaemon(Daemon):
         consumer.connect()
         return consumer
 
+    def _connection_lost(self) -> None:
+        """The broker redelivers what we did not acknowledge: drop our side of it."""
+        self.record.connection_lost()
+        self._settle_syncs()  # their results no longer acknowledge anything
+        self.files.discard_buffered()
+        self.files.force_checkpoint()
+
+    # --- deliveries --------------------------------------------------------------------
+
     def handle(
         self, _channel: object, method: Basic.Deliver, props: BasicProperties, body: bytes
     ) -> None:
         """pika's on_message callback (every delivery runs through here)."""
-        if self._held or not self._process(method, props, body):
-            self._held.append((method, props, body))
+        delivery = (method, props, body)
+        if self.record.admit(delivery) and not self._process(method, props, body):
+            self.record.hold(delivery)
 
     def _process(self, method: Basic.Deliver, props: BasicProperties, body: bytes) -> bool:
-        """Buffer the delivery's row or dead-letter it; False when storage failed (held)."""
+        """Buffer the delivery's row or dead-letter it; False when storage failed."""
         try:
-            reading = wire.decode(body)
-            meter_id = reading.meter_id
+            meter_id, moment, power_w, seq = wire.decode_with(body, self.moments.at)
             if method.routing_key != wire.ROUTING_PREFIX + meter_id:
                 raise wire.InvalidReading(f"routing key does not match meter_id {meter_id!r}")
             senders = self.senders
@@ -278,94 +226,74 @@ class PvSimDaemon(Daemon):
         except wire.InvalidReading as exc:
             self._dead_letter(method, props, body, str(exc))
             return True
-        files = self.files
         try:
-            added = files.write(reading, self.pv.power_w(reading.ts))
+            added = self.files.buffer(meter_id, moment, power_w, seq)
         except OSError as exc:
             self._storage_failed(exc)
             return False
         if added:
-            self.rows += 1
-            day = files.last_day
-            if day == self._day:
-                self.rows_today += 1
-            elif day >= self._today:
-                self._day, self.rows_today = day, 1
+            self.stats.row(moment.day, moment.ts)
         else:
-            self.duplicates += 1
-            log.debug("dropped a repeat of %s at %s", meter_id, wire.format_ts(reading.ts))
-        self.last_reading = reading.ts
+            self.stats.repeat(moment.ts)
+            log.debug("dropped a repeat of %s at %s", meter_id, wire.format_ts(moment.ts))
         self._processed(method.delivery_tag)
         return True
 
     def _dead_letter(
         self, method: Basic.Deliver, props: BasicProperties, body: bytes, reason: str
     ) -> None:
-        self.rejected += 1
+        self.stats.invalid()
         log.warning(
             "invalid message with routing key %r sent to %s: %s",
             method.routing_key,
-            self.config["broker"]["dead_letter_queue"],
+            self.topology.dead_letter_queue,
             reason,
         )
-        tag = self.consumer.dead_letter(body, props, method.routing_key, reason)
-        self._dead_letters_unconfirmed[tag] = method.delivery_tag
+        publish_tag = self.consumer.dead_letter(body, props, method.routing_key, reason)
+        self.record.dead_lettered(publish_tag, method.delivery_tag)
         self._processed(method.delivery_tag)
 
-    def _on_dead_letter_confirmed(self, tag: int, multiple: bool, ok: bool) -> None:
+    def _on_dead_letter_confirmed(self, publish_tag: int, multiple: bool, ok: bool) -> None:
         if not ok:
             self.consumer.fail("the broker refused a dead letter; the message is redelivered")
             return
-        unconfirmed = self._dead_letters_unconfirmed
-        if multiple:
-            for t in [t for t in unconfirmed if t <= tag]:
-                del unconfirmed[t]
-        else:
-            unconfirmed.pop(tag, None)
-        self._try_ack()
-        if self._draining and not unconfirmed:
+        self._acknowledge(self.record.dead_letter_confirmed(publish_tag, multiple))
+        if self._draining and not self.record.dead_letters:
             self.consumer.pause()
 
     def _processed(self, delivery_tag: int) -> None:
-        self._last_tag = delivery_tag
-        if delivery_tag - self._submitted_tag >= self.ack_batch:
+        if self.record.processed(delivery_tag):
             self.commit(force=True, backlog=True)
+
+    # --- commits -----------------------------------------------------------------------
 
     def commit(self, force: bool = False, backlog: bool = False) -> bool:
         """Write the buffered rows and have them synced; the deliveries processed so far
         are acknowledged once that is done.  False when writing failed.
 
-        A ``backlog`` commit (``ack_batch`` deliveries before the flush interval is up)
-        appends to the journal instead, unless a checkpoint is due (see
-        :mod:`pvsimd.journal`); every other commit is a checkpoint."""
+        A ``backlog`` commit (due by the batch size) appends to the journal unless a
+        checkpoint is due (:mod:`pvsimd.journal`); every other commit is a checkpoint.
+        Without ``force`` it waits for the flush interval."""
         now = time.monotonic()
         if not force and now - self._last_commit < self.flush_interval:
             return True
         self._last_commit = now
-        files = self.files
         if self.consumer is None:
             return True
-        if self._last_tag == self._submitted_tag and (backlog or not files.journaled):
+        files = self.files
+        if not self.record.has_new and (backlog or not files.journal_holds_rows):
             return True  # nothing new, and no journaled rows owed to their day files
-        journal = (
-            backlog
-            and files.journal is not None
-            and not self._checkpoint_due
-            and not files.journal.due(now)
-        )
+        to_journal = backlog and not files.checkpoint_due(now)
         try:
-            generation = files.journal_out(now) if journal else files.write_out()
+            generation = files.append_to_journal(now) if to_journal else files.write()
         except OSError as exc:
             self._storage_failed(exc)
             return False
-        if not journal:
-            self._checkpoint_due = False
-        token = (self._session, self._sync_epoch, generation, self._last_tag)
-        self._submitted_tag = self._last_tag
-        if self.syncer is not None and (journal or files.unsynced):
-            self.syncer.request(token)
-        else:  # fsync = file or off: write_out made them as durable as they get
-            self._synced(token, None)
+        request = (self.record.submit(), generation)
+        if self.syncer is not None and (to_journal or files.unsynced):
+            self.syncer.request(request)
+        else:  # fsync = file or off: the write made them as durable as they get
+            self._synced(request, None)
         return True
 
     def _wake_for_syncs(self) -> None:
@@ -376,8 +304,8 @@ class PvSimDaemon(Daemon):
 
     def _collect_syncs(self) -> None:
         if self.syncer is not None:
-            for token, error in self.syncer.results():
-                self._synced(token, error)
+            for request, error in self.syncer.results():
+                self._synced(request, error)
 
     def _settle_syncs(self) -> None:
         """Wait for the syncs in flight and take their results (stopping, reconnecting)."""
@@ -386,39 +314,33 @@ class PvSimDaemon(Daemon):
                 log.warning("a sync of the CSV files is still running after %g s", SETTLE_TIMEOUT_S)
             self._collect_syncs()
 
-    def _synced(self, token: SyncToken, error: OSError | None) -> None:
-        session, epoch, generation, tag = token
-        if epoch != self._sync_epoch:
+    def _synced(self, request: SyncRequest, error: OSError | None) -> None:
+        token, generation = request
+        record = self.record
+        if not record.counts(token):
             return  # its rows were rolled back after an earlier failure and are written again
         if error is not None:
-            self._sync_epoch += 1
+            record.sync_failed(token)
             self.files.roll_back_unsynced()
             self._storage_failed(error)
-            if session == self._session:
-                self._submitted_tag = self._durable_tag  # to be written and synced again
             return
         self.files.mark_synced(generation)
-        self._storage_recovered()
-        if session == self._session and tag > self._durable_tag:
-            self._durable_tag = tag
-            self._try_ack()
+        lasted = record.storage_recovered(time.time())
+        if lasted is not None:
+            log.warning("CSV files writable again after %.0f s; resuming", lasted)
+        self._acknowledge(record.synced(token))
 
-    def _try_ack(self) -> None:
-        """Acknowledge every durable delivery not behind an unconfirmed dead letter."""
-        limit = self._durable_tag
-        if self._dead_letters_unconfirmed:
-            limit = min(limit, min(self._dead_letters_unconfirmed.values()) - 1)
-        if limit > self._acked_tag and self.consumer is not None:
-            self.consumer.ack_upto(limit)
-            self.link.did_work(limit - self._acked_tag)
-            self._acked_tag = limit
+    def _acknowledge(self, ack: Ack | None) -> None:
+        if ack is not None and self.consumer is not None:
+            self.consumer.ack_upto(ack.upto)
+            self.link.did_work(ack.count)
 
     # --- storage failure episodes ------------------------------------------------------
 
     def _storage_failed(self, exc: OSError) -> None:
-        self._checkpoint_due = True  # what failed is written again, to the day files
-        if self._storage_error is None:
-            self._storage_failing_since = time.time()
+        self.files.force_checkpoint()  # what failed is written again, to the day files
+        error = exc.strerror or str(exc)
+        if self.record.storage_failed(error, time.monotonic(), time.time()):
             log.error(
                 "cannot write CSV files under %s: %s; readings stay in the broker, "
                 "retrying every %g s",
@@ -426,53 +348,29 @@ class PvSimDaemon(Daemon):
                 exc,
                 STORAGE_RETRY_S,
             )
-        self._storage_error = exc.strerror or str(exc)
-        self._storage_retry_at = time.monotonic() + STORAGE_RETRY_S
-
-    def _storage_recovered(self) -> None:
-        if self._storage_error is None:
-            return
-        lasted = time.time() - (self._storage_failing_since or time.time())
-        log.warning("CSV files writable again after %.0f s; resuming", lasted)
-        self._storage_error = None
-        self._storage_failing_since = None
 
     def _retry_held(self) -> None:
         """During a storage failure: retry the writes every second, then the held
         deliveries in order."""
-        if self._storage_error is not None:
-            now = time.monotonic()
-            if now < self._storage_retry_at:
+        record = self.record
+        if record.storage is not None:
+            if not record.retry_due(time.monotonic()) or not self.commit(force=True):
                 return
-            self._storage_retry_at = now + STORAGE_RETRY_S
-            if not self.commit(force=True):
+        while (delivery := record.next_held()) is not None:
+            if not self._process(*delivery):
                 return
-        while self._held:
-            method, props, body = self._held[0]
-            if not self._process(method, props, body):
-                return
-            self._held.popleft()
-
-    def _forget_unacked(self) -> None:
-        """The broker redelivers what we did not acknowledge; drop our side of it."""
-        self._session += 1  # results of syncs still in flight no longer acknowledge
-        self._settle_syncs()
-        self.files.discard_unflushed()
-        self._checkpoint_due = True
-        self._last_tag = self._submitted_tag = self._durable_tag = self._acked_tag = 0
-        self._held.clear()
-        self._dead_letters_unconfirmed.clear()
+            record.release()
 
     # --- periodic work -----------------------------------------------------------------
 
     def _tick(self) -> None:
         self.heartbeat()
-        self._update_today()
+        self.stats.new_day(datetime.now(self.stats.tz))
         consumer = self.consumer
         if consumer is None:
             return
         self._collect_syncs()
-        if self._storage_error is not None or self._held:
+        if self.record.storage is not None or self.record.held:
             self._retry_held()
         else:
             self.commit()
@@ -483,27 +381,22 @@ class PvSimDaemon(Daemon):
         if self.signals.stop.is_set() and not self._draining:
             consumer.pause()
 
-    def _update_today(self) -> None:
-        self._today = datetime.now(self.tz).date().isoformat()
-        if self._day < self._today:  # "rows today" counts the newest day from today on
-            self._day, self.rows_today = self._today, 0
-
     def status(self) -> str:
-        link = self.link.describe(f"consuming {self.queue}")
-        last = self.last_reading
+        stats = self.stats
+        link = self.link.describe(f"consuming {self.topology.queue}")
+        last = stats.last_reading
         age = "none yet" if last is None else f"{time.time() - last.timestamp():.0f} s old"
         depth = self.consumer.depth if self.consumer is not None else None
         backlog = "?" if depth is None else str(depth)
         text = (
-            f"{link}; {self.rows_today} rows today, {self.rows} since start, "
-            f"{self.duplicates} repeats dropped, {self.rejected} invalid; "
+            f"{link}; {stats.rows_today} rows today, {stats.rows} since start, "
+            f"{stats.duplicates} repeats dropped, {stats.rejected} invalid; "
             f"backlog {backlog} in the queue; last reading {age}"
         )
-        if self._storage_error is not None:
-            since = format_time(self._storage_failing_since or time.time())
-            waiting = self._last_tag - self._acked_tag + len(self._held)
+        storage = self.record.storage
+        if storage is not None:
             text = (
-                f"CSV WRITES FAILING since {since} ({self._storage_error}), "
-                f"{waiting} readings waiting; " + text
+                f"CSV WRITES FAILING since {format_time(storage.since)} ({storage.error}), "
+                f"{self.record.waiting} readings waiting; " + text
             )
         return text

@@ -1,9 +1,10 @@
 """A PvSimDaemon without a broker, for unit tests of its commits: deliveries are handed
-to ``handle`` directly and acknowledgements recorded."""
+to ``handle`` directly and acknowledgements recorded; and day files at a site."""
 
 from __future__ import annotations
 
 import argparse
+from datetime import datetime, tzinfo
 from pathlib import Path
 
 import pika
@@ -12,6 +13,8 @@ from pvsim import config as c
 from pvsim import wire
 from pvsim.notify import Notifier
 from pvsim.signals import Signals
+from pvsimd.day_files import DayFiles
+from pvsimd.moments import Moment, Moments
 from pvsimd.service import PvSimDaemon
 from pvsimd.settings import SCHEMA
 
@@ -47,3 +50,21 @@ def deliver(d: PvSimDaemon, tag: int, reading: wire.Reading) -> None:
         delivery_tag=tag, routing_key=wire.routing_key(reading.meter_id)
     )
     d.handle(None, method, pika.BasicProperties(), wire.encode(reading))
+
+
+class SiteDayFiles(DayFiles):
+    """DayFiles at a site with timezone ``tz``, buffering readings as pvsimd does (their
+    moment computed with the PV power the test gives)."""
+
+    def __init__(self, directory: Path, tz: tzinfo, **kwargs: object):
+        super().__init__(directory, **kwargs)
+        self.tz = tz
+
+    def moment(self, ts: datetime, pv_w: float = 0.0) -> Moment:
+        return Moments(self.tz, lambda _ts: pv_w).of(ts)
+
+    def add(self, reading: wire.Reading, pv_w: float) -> bool:
+        """Buffer ``reading``'s row with PV power ``pv_w``; False for a repeat."""
+        return self.buffer(
+            reading.meter_id, self.moment(reading.ts, pv_w), reading.power_w, reading.seq
+        )

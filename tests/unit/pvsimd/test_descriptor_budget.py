@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[3]
 PROBE = (
     "import json, logging, resource\n"
     "logging.basicConfig(level=logging.WARNING, format='%(message)s')\n"
-    "from pvsimd.service import descriptor_budget\n"
+    "from pvsimd.open_files import descriptor_budget\n"
     "budget = descriptor_budget({max_open})\n"
     "print(json.dumps([budget, resource.getrlimit(resource.RLIMIT_NOFILE)[0]]))\n"
 )

@@ -9,9 +9,10 @@ from zoneinfo import ZoneInfo
 
 from pvsim import wire
 from pvsimd import journal as journal_mod
-from pvsimd.day_files import HEADER, DayFiles
+from pvsimd.csv_format import HEADER
 from pvsimd.service import PvSimDaemon
 from tests.unit.pvsimd import harness
+from tests.unit.pvsimd.harness import SiteDayFiles
 
 TZ = ZoneInfo("Europe/Berlin")
 T0 = datetime(2026, 11, 24, 10, tzinfo=UTC)
@@ -25,8 +26,8 @@ def data_rows(path: Path) -> list[str]:
     return path.read_text().splitlines()[1:] if path.exists() else []
 
 
-def new_files(tmp_path: Path) -> DayFiles:
-    files = DayFiles(tmp_path / "csv", TZ, fsync="batch", journal=True)
+def new_files(tmp_path: Path) -> SiteDayFiles:
+    files = SiteDayFiles(tmp_path / "csv", TZ, fsync="batch", journal=True)
     files.directory.mkdir(exist_ok=True)
     return files
 
@@ -34,55 +35,55 @@ def new_files(tmp_path: Path) -> DayFiles:
 def test_appended_rows_wait_in_the_journal_until_a_write_makes_them_durable(tmp_path):
     files = new_files(tmp_path)
     for m in range(3):
-        assert files.write(reading(f"house-{m}", 1), 50.0)
-    gen = files.journal_out(now=0.0)
+        assert files.add(reading(f"house-{m}", 1), 50.0)
+    gen = files.append_to_journal(now=0.0)
     journal = tmp_path / "csv/.journal"
     assert journal.read_text().count("\n") == 3  # rows only, no headers
     assert all(data_rows(tmp_path / f"csv/house-{m}/2026-11-24.csv") == [] for m in range(3))
 
     files.sync()
     files.mark_synced(gen)
-    assert files.journaled  # durable in the journal only: it is kept
+    assert files.journal_holds_rows  # durable in the journal only: it is kept
 
-    gen = files.write_out()
+    gen = files.write()
     files.sync()
     files.mark_synced(gen)
-    assert not files.journaled and journal.read_text() == ""
+    assert not files.journal_holds_rows and journal.read_text() == ""
     assert all(len(data_rows(tmp_path / f"csv/house-{m}/2026-11-24.csv")) == 1 for m in range(3))
 
 
 def test_an_append_after_the_last_write_keeps_the_journal(tmp_path):
     files = new_files(tmp_path)
-    files.write(reading("house-a", 1), 0.0)
-    files.journal_out(now=0.0)
-    gen = files.write_out()
-    files.write(reading("house-a", 2), 0.0)
-    files.journal_out(now=0.0)  # not yet in its day file
+    files.add(reading("house-a", 1), 0.0)
+    files.append_to_journal(now=0.0)
+    gen = files.write()
+    files.add(reading("house-a", 2), 0.0)
+    files.append_to_journal(now=0.0)  # not yet in its day file
     files.sync()
     files.mark_synced(gen)
-    assert files.journaled
+    assert files.journal_holds_rows
 
 
 def test_a_journaled_row_is_not_forgotten_with_unacknowledged_ones(tmp_path):
     files = new_files(tmp_path)
-    files.write(reading("house-a", 1), 0.0)
-    files.journal_out(now=0.0)
-    files.write(reading("house-a", 2), 0.0)  # not journaled: its message comes back
-    files.discard_unflushed()
-    files.flush()
+    files.add(reading("house-a", 1), 0.0)
+    files.append_to_journal(now=0.0)
+    files.add(reading("house-a", 2), 0.0)  # not journaled: its message comes back
+    files.discard_buffered()
+    files.write_and_sync()
     assert len(data_rows(tmp_path / "csv/house-a/2026-11-24.csv")) == 2
-    assert not files.journaled
+    assert not files.journal_holds_rows
 
 
 def test_replay_writes_what_is_missing_once_and_empties_the_journal(tmp_path):
     files = new_files(tmp_path)
     for minute in (1, 2):
-        files.write(reading("house-a", minute, minute), 0.0)
-    files.write(reading("house-b", 1, 1), 0.0)
-    files.flush()  # these three are on disk already
-    files.write(reading("house-a", 3, 3), 0.0)
-    files.write(reading("house-b", 2, 2), 0.0)
-    files.journal_out(now=0.0)  # two rows only in the journal, then "a crash"
+        files.add(reading("house-a", minute, minute), 0.0)
+    files.add(reading("house-b", 1, 1), 0.0)
+    files.write_and_sync()  # these three are on disk already
+    files.add(reading("house-a", 3, 3), 0.0)
+    files.add(reading("house-b", 2, 2), 0.0)
+    files.append_to_journal(now=0.0)  # two rows only in the journal, then "a crash"
     journal = tmp_path / "csv/.journal"
     on_disk = data_rows(tmp_path / "csv/house-a/2026-11-24.csv")
     with journal.open("a") as f:
@@ -104,10 +105,10 @@ def test_replay_writes_what_is_missing_once_and_empties_the_journal(tmp_path):
 
 def test_a_failed_append_leaves_the_journal_as_it_was(tmp_path, monkeypatch):
     files = new_files(tmp_path)
-    files.write(reading("house-a", 1), 0.0)
-    files.journal_out(now=0.0)
+    files.add(reading("house-a", 1), 0.0)
+    files.append_to_journal(now=0.0)
     size = (tmp_path / "csv/.journal").stat().st_size
-    files.write(reading("house-a", 2), 0.0)
+    files.add(reading("house-a", 2), 0.0)
     real_write = journal_mod.os.write
 
     def half_then_full(fd: int, data: bytes) -> int:
@@ -119,14 +120,14 @@ def test_a_failed_append_leaves_the_journal_as_it_was(tmp_path, monkeypatch):
 
     monkeypatch.setattr(journal_mod.os, "write", half_then_full)
     try:
-        files.journal_out(now=0.0)
+        files.append_to_journal(now=0.0)
     except OSError:
         pass
     else:
         raise AssertionError("the append did not fail")
     assert (tmp_path / "csv/.journal").stat().st_size == size
     monkeypatch.setattr(journal_mod.os, "write", real_write)
-    files.journal_out(now=0.0)  # the row is still there to append
+    files.append_to_journal(now=0.0)  # the row is still there to append
     assert (tmp_path / "csv/.journal").read_text().count("\n") == 2
 
 
@@ -188,16 +189,17 @@ def test_a_full_journal_makes_the_next_backlog_commit_a_checkpoint(tmp_path, mon
 
 def test_a_checkpoint_is_due_after_five_seconds_or_a_full_journal(tmp_path, monkeypatch):
     j = journal_mod.Journal(str(tmp_path))
-    assert not j.due(now=1e9)  # empty: nothing owed
-    j.append(b"row\n", now=100.0)
-    assert not j.due(now=104.9) and j.due(now=105.0)
+    due = j.checkpoints.due
+    assert not due(now=1e9)  # empty: nothing owed
+    j.append(b"row\n", 1, now=100.0)
+    assert not due(now=104.9) and due(now=105.0)
     j.empty()
-    assert not j.due(now=1e9)
+    assert not due(now=1e9)
     monkeypatch.setattr(journal_mod, "CHECKPOINT_ROWS", 3)
-    j.append(b"a\nb\n", now=200.0)
-    assert not j.due(now=200.0)
-    j.append(b"c\n", now=200.0)
-    assert j.due(now=200.0)
+    j.append(b"a\nb\n", 2, now=200.0)
+    assert not due(now=200.0)
+    j.append(b"c\n", 3, now=200.0)
+    assert due(now=200.0)
     j.close()
 
 
@@ -214,3 +216,26 @@ def test_a_commit_of_the_flush_interval_writes_the_day_files_not_the_journal(tmp
     finally:
         d.syncer.stop(5)
         d.files.close()
+
+
+def test_the_journal_may_be_emptied_only_after_a_later_complete_write_is_durable():
+    c = journal_mod.Checkpoints()
+    c.appended(1, rows=5, now=0.0)
+    assert not c.may_empty(1)  # its own sync: the rows are only in the journal
+    c.wrote_everything(2)
+    assert not c.may_empty(1)  # the write is not yet durable
+    assert c.may_empty(2)
+    c.appended(3, rows=1, now=0.0)
+    assert not c.may_empty(3)  # an append after the write
+    c.rolled_back()
+    c.wrote_everything(4)
+    assert c.may_empty(4)
+
+
+def test_after_a_failure_the_next_commit_is_a_checkpoint():
+    c = journal_mod.Checkpoints()
+    assert not c.due(now=0.0)
+    c.failed()
+    assert c.due(now=0.0)
+    c.wrote_everything(1)
+    assert not c.due(now=0.0)

@@ -44,5 +44,5 @@ def test_rows_today_restart_at_the_sites_midnight(tmp_path):
         deliver(d, 3, datetime(2026, 11, 24, 23, 0, 0, tzinfo=UTC))
         deliver(d, 4, datetime(2026, 11, 24, 22, 59, 50, tzinfo=UTC))  # late, yesterday's
         assert "1 rows today, 4 since start" in d.status()
-        d.files.discard_unflushed()
+        d.files.discard_buffered()
         d.files.close()

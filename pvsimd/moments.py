@@ -1,0 +1,62 @@
+"""The per-reading context: what pvsimd computes once for each distinct timestamp.
+
+A meter samples on its interval's grid, so the readings of a neighbourhood share few
+distinct timestamps: 10 000 meters at 10 s bring 10 000 readings but one timestamp
+every 10 s.  Everything that depends on the timestamp alone — the instant itself, its
+epoch microseconds (a row's identity), the site's local day (the file) and local time
+text (the row's first column), and the PV power — is computed once, on the first
+reading that carries the timestamp's text, and kept in :class:`Moments`, the one cache
+on the hot path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, tzinfo
+from typing import NamedTuple
+
+from pvsim import wire
+from pvsimd.csv_format import format_local_ts
+
+CACHE_SIZE = 4096  # distinct timestamps remembered (a few hundred bytes each)
+
+
+class Moment(NamedTuple):
+    ts: datetime  # aware, UTC
+    epoch_us: int  # microseconds since the epoch: the identity of a reading's time
+    day: str  # the site's local day, YYYY-MM-DD: the day file
+    local: str  # the site's local time, ISO 8601 with offset: the row's timestamp
+    pv_w: float  # the PV power at this instant
+
+
+class Moments:
+    """Moments by timestamp text, computed once each (``pv_power(ts)`` gives the PV)."""
+
+    def __init__(
+        self, tz: tzinfo, pv_power: Callable[[datetime], float], size: int = CACHE_SIZE
+    ):
+        self.tz = tz
+        self.pv_power = pv_power
+        self.size = size
+        self._by_text: dict[str, Moment] = {}
+
+    def at(self, ts_text: str) -> Moment:
+        """The moment of an RFC 3339 timestamp; InvalidReading when it is not one."""
+        moment = self._by_text.get(ts_text)
+        if moment is None:
+            moment = self.of(wire.parse_ts(ts_text))
+            if len(self._by_text) >= self.size:
+                self._by_text.clear()
+            self._by_text[ts_text] = moment
+        return moment
+
+    def of(self, ts: datetime) -> Moment:
+        """The moment of an aware datetime (not cached)."""
+        local = ts.astimezone(self.tz)
+        return Moment(
+            ts,
+            wire.to_epoch_us(ts),
+            local.date().isoformat(),
+            format_local_ts(ts, self.tz),
+            self.pv_power(ts),
+        )
