@@ -1,5 +1,6 @@
 """meterd's lifecycle: open the spool and start sampling (ready: spooling), then publish
-the spool through a broker session, reconnecting with backoff, until asked to stop."""
+the spool through broker sessions (the shared session loop reconnects with backoff)
+until asked to stop; drain: publish the backlog for up to ``drain_timeout``."""
 
 from __future__ import annotations
 
@@ -13,10 +14,7 @@ from meterd.sampler import Sampler
 from meterd.schedule import Schedule
 from meterd.settings import SCHEMA
 from meterd.spool import Spool
-from pvsim.broker import BrokerSettings
-from pvsim.broker_link import BrokerLink
 from pvsim.lifecycle import Daemon, StartupError
-from pvsim.reconnect import ConnectionLost
 
 log = logging.getLogger("meterd")
 
@@ -31,6 +29,7 @@ class MeterDaemon(Daemon):
 
     name = "meterd"
     schema = SCHEMA
+    ready_needs_broker = False  # it samples and spools whether or not the broker is there
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -43,7 +42,6 @@ class MeterDaemon(Daemon):
         if getattr(self.args, "speed", None) is not None and period is None:
             raise StartupError("--speed needs --replay START END", replay.EX_USAGE)
         self.meter_id: str = meter["id"]
-        self.broker = BrokerSettings.from_section(self.config["broker"])
         self.state_dir = meter["state_directory"] / self.meter_id
         spool = self.config["spool"]
         self.spool = Spool(
@@ -70,14 +68,16 @@ class MeterDaemon(Daemon):
                     self.config["broker"]["publish_window"], spool["max_bytes"]
                 ),
             )
-        self.link = BrokerLink(self.broker, self.signals.stop, idle=self.heartbeat)
-        self.publisher: Publisher | None = None
         self.published = 0
         self._draining_until: float | None = None
 
+    @property
+    def publisher(self) -> Publisher | None:
+        return self.sessions.session
+
     # --- lifecycle ---------------------------------------------------------------------
 
-    def connect(self) -> bool:
+    def open(self) -> None:
         try:
             self.spool.open()
         except OSError as exc:
@@ -92,7 +92,7 @@ class MeterDaemon(Daemon):
                 self.spool.next_seq,
             )
             self.replay.start(self.signals.stop)
-            return True
+            return
         log.info(
             "meter %s: sampling every %g s, next seq %d",
             self.meter_id,
@@ -100,22 +100,23 @@ class MeterDaemon(Daemon):
             self.spool.next_seq,
         )
         self.sampler.start(self.signals.stop)
-        return True  # ready as soon as we are spooling
 
-    def run(self) -> None:
-        while not self.signals.stop.is_set():
-            publisher = self.link.open(self._open_session)
-            if publisher is None:
-                return
-            self.publisher = publisher
-            log.info("connected to %s", self.broker.display_url)
-            publisher.publish_pending()
-            try:
-                publisher.run()
-                return  # paused for the drain
-            except ConnectionLost as exc:
-                self.link.lost(exc)
-                self.publisher = None
+    def open_session(self) -> Publisher:
+        publisher = Publisher(
+            self.broker,
+            self.meter_id,
+            self.spool,
+            self.config["broker"]["publish_window"],
+            tick=self._tick,
+            on_confirmed=self._on_confirmed,
+            tick_interval=TICK_S,
+        )
+        publisher.connect()
+        return publisher
+
+    def on_session_open(self, session: Publisher) -> None:
+        log.info("connected to %s", self.broker.display_url)
+        session.publish_pending()
 
     def drain(self) -> None:
         self.sampler.join(timeout=5)
@@ -134,36 +135,14 @@ class MeterDaemon(Daemon):
         log.info("publishing the last %d readings (up to %g s)", self.spool.backlog, timeout)
         self._draining_until = time.monotonic() + timeout
         publisher.publish_pending()
-        try:
-            publisher.run()
-        except ConnectionLost as exc:
-            log.warning("connection lost while draining: %s", exc)
+        self.sessions.resume("draining")
 
-    def stop(self) -> None:
-        if self.publisher is not None:
-            try:
-                self.publisher.close()
-                self.publisher.run()
-            except ConnectionLost:
-                pass
+    def close(self) -> None:
         self.spool.close()
         if self.spool.backlog:
             log.info("%d readings stay in the spool for the next start", self.spool.backlog)
 
     # --- running -----------------------------------------------------------------------
-
-    def _open_session(self) -> Publisher:
-        publisher = Publisher(
-            self.broker,
-            self.meter_id,
-            self.spool,
-            self.config["broker"]["publish_window"],
-            tick=self._tick,
-            on_confirmed=self._on_confirmed,
-            tick_interval=TICK_S,
-        )
-        publisher.connect()
-        return publisher
 
     def _on_recorded(self) -> None:
         publisher = self.publisher
@@ -172,7 +151,7 @@ class MeterDaemon(Daemon):
 
     def _on_confirmed(self, count: int) -> None:
         self.published += count
-        self.link.did_work(count)
+        self.sessions.did_work(count)
         if self.replay is not None:
             self.replay.on_confirmed()
 
@@ -199,7 +178,7 @@ class MeterDaemon(Daemon):
             publisher.publish_pending()
 
     def status(self) -> str:
-        link = self.link.describe("connected")
+        link = self.sessions.describe("connected")
         last = self.sampler.last_ts_us
         age = "none yet" if last is None else f"{time.time() - last / 1e6:.0f} s ago"
         if self.replay is not None:

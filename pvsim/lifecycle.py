@@ -1,11 +1,17 @@
 """The daemon lifecycle, the same for meterd and pvsimd:
 
-    load config → connect → ready → run → drain → stop
+    load config → open → connect → ready → run → drain → stop
 
-:func:`main` does the first step and the process-level work (arguments, exit codes,
-logging, signals, sd_notify); a :class:`Daemon` subclass supplies the rest.  Exit codes:
-0 after a clean stop, 78 (EX_CONFIG) for a bad configuration, 73 (EX_CANTCREAT) when the
-state or output directory cannot be used, 70 (EX_SOFTWARE) for a bug.
+:func:`main` loads the config and does the process-level work (arguments, exit codes,
+logging, signals, sd_notify); :meth:`Daemon.serve` runs the rest: *open* the local state
+(meterd: the spool and the sampler; pvsimd: the output directory and the journal),
+*connect* a broker session (:mod:`pvsim.session_loop`, with backoff), *ready* (READY=1;
+meterd is ready right after open, since it samples whether or not the broker is
+there), *run* the session loop until a stop is requested, *drain* in-flight work, and
+*stop*: close the session and the local state.  A :class:`Daemon` subclass supplies the
+steps.  Exit codes: 0 after a clean stop, 78 (EX_CONFIG) for a bad configuration, 73
+(EX_CANTCREAT) when the state or output directory cannot be used, 70 (EX_SOFTWARE) for
+a bug.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from pvsim import __version__, broker
 from pvsim import config as c
 from pvsim import log as pvlog
 from pvsim.notify import Notifier
+from pvsim.reconnect import ConnectionLost
+from pvsim.session import Session
+from pvsim.session_loop import SessionLoop
 from pvsim.signals import Signals
 
 EX_OK = 0
@@ -57,11 +66,19 @@ class StartupError(Exception):
 
 
 class Daemon(ABC):
+    """One daemon's lifecycle (module docstring); subclasses fill in the steps.
+
+    The broker side is the same for both: a :class:`~pvsim.session_loop.SessionLoop`
+    (:attr:`sessions`) opens sessions with :meth:`open_session`, calls
+    :meth:`on_session_open` for each and :meth:`on_session_lost` when one is lost."""
+
     name: ClassVar[str]
     schema: ClassVar[c.Schema]
     #: keys that a reload (SIGHUP) applies without a restart
     live_keys: ClassVar[frozenset[tuple[str, str]]] = frozenset({("logging", "level")})
     status_interval: ClassVar[float] = 1.0
+    #: False: ready once open (meterd spools without a broker); True: once connected
+    ready_needs_broker: ClassVar[bool] = True
 
     def __init__(
         self, config: c.Config, signals: Signals, notifier: Notifier, args: argparse.Namespace
@@ -72,6 +89,15 @@ class Daemon(ABC):
         self.args = args
         self.config_path = config.files[0]
         self._last_status = float("-inf")
+        self.broker = broker.BrokerSettings.from_section(config["broker"])
+        self.sessions: SessionLoop = SessionLoop(
+            self.broker,
+            signals.stop,
+            idle=self.heartbeat,
+            open_session=self.open_session,
+            on_open=self.on_session_open,
+            on_lost=self.on_session_lost,
+        )
 
     # --- hooks -------------------------------------------------------------------------
 
@@ -86,20 +112,29 @@ class Daemon(ABC):
         return None
 
     @abstractmethod
-    def connect(self) -> bool:
-        """Reach a working state; False when a stop was requested first."""
+    def open(self) -> None:
+        """Open the local state (spool and sampler; output directory and journal);
+        raise StartupError when that is impossible."""
 
     @abstractmethod
-    def run(self) -> None:
-        """Do the job until a stop is requested, reconnecting as needed."""
+    def open_session(self) -> Session:
+        """A new broker session, connected and set up; raise BrokerUnavailable."""
+
+    def on_session_open(self, session: Session) -> None:
+        """A session was opened (after a reconnect too)."""
+        return None
+
+    def on_session_lost(self, exc: ConnectionLost) -> None:
+        """A session was lost: forget what only it knew."""
+        return None
 
     @abstractmethod
     def drain(self) -> None:
         """Finish in-flight work (flush, acknowledge, publish what is pending)."""
 
     @abstractmethod
-    def stop(self) -> None:
-        """Release everything; called even when an earlier step failed."""
+    def close(self) -> None:
+        """Release the local state; called even when an earlier step failed."""
 
     def status(self) -> str:
         return "running"
@@ -146,19 +181,29 @@ class Daemon(ABC):
         log.info("configuration reloaded from %s", ", ".join(map(str, new.files)))
         self.notifier.ready(self.status())
 
+    def _ready(self) -> None:
+        self.notifier.ready(self.status())
+        log.info("ready: %s", self.status())
+
     def serve(self) -> None:
-        """connect → ready → run → drain → stop."""
+        """open → connect → ready → run → drain → stop (meterd: ready before connect)."""
         try:
-            if self.connect():
-                self.notifier.ready(self.status())
-                log.info("ready: %s", self.status())
-                self.run()
+            self.open()
+            if not self.ready_needs_broker:
+                self._ready()
+            if self.sessions.connect():
+                if self.ready_needs_broker:
+                    self._ready()
+                self.sessions.run()
             self.notifier.stopping()
             log.info("stopping: draining")
             self.drain()
         finally:
             self.notifier.stopping()
-            self.stop()
+            try:
+                self.sessions.close()
+            finally:
+                self.close()
         log.info("stopped")
 
 

@@ -1,21 +1,28 @@
-"""Reconnect policy: exponential backoff with jitter (tenacity), one WARNING per attempt.
+"""Reconnect policy: exponential backoff with jitter, one WARNING per attempt (tenacity).
 
 :meth:`ReconnectPolicy.call` retries an attempt that raises :class:`BrokerUnavailable`
-until it succeeds or a stop is requested.  A session that is lost before it did any
-useful work (say the broker closes the channel right after set-up) counts as a failed
-attempt too: :meth:`ReconnectPolicy.lost` makes the next :meth:`call` wait first, so a
-flapping broker is retried with growing delays rather than in a tight loop.  Sleeps are
-interruptible and keep calling ``idle`` (the daemons feed the watchdog there).
+until it succeeds or a stop is requested, with tenacity's own parts: ``Retrying`` with
+``retry_if_exception_type``, ``stop_when_event_set`` and ``wait_exponential_jitter``
+(the first delay ``retry_initial``, doubling, plus up to ``retry_initial`` of jitter,
+``retry_max`` at most).  Two things are ours:
+
+* the sleep, which is interruptible by the stop and keeps calling ``idle`` (the daemons
+  feed the watchdog there) — tenacity's ``sleep_using_event`` cannot do the latter;
+* *setbacks*: a session that is lost before it did any useful work (say the broker
+  closes the channel right after set-up) counts as a failed attempt too.
+  :meth:`ReconnectPolicy.lost` makes the next :meth:`call` wait first, and the attempts
+  after it continue the backoff where the losses left it, so a flapping broker is
+  retried with growing delays rather than in a tight loop.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import tenacity
 
@@ -31,6 +38,24 @@ class ConnectionLost(Exception):
     """An established session ended without being asked to."""
 
 
+def exponential_jitter(initial: float, maximum: float) -> Callable[[object], float]:
+    """tenacity's ``wait_exponential_jitter`` starting at ``initial``, with up to
+    ``initial`` of jitter.  Its first argument is called ``initial`` in tenacity 8 and
+    ``multiplier`` from 9 on (where ``initial`` is deprecated): the one adapter needed."""
+    first = (
+        "multiplier"
+        if "multiplier" in inspect.signature(tenacity.wait_exponential_jitter).parameters
+        else "initial"
+    )
+    return tenacity.wait_exponential_jitter(**{first: initial}, max=maximum, jitter=initial)
+
+
+class _Attempt(NamedTuple):
+    """What a tenacity wait strategy reads of a retry state."""
+
+    attempt_number: int
+
+
 class ReconnectPolicy:
     def __init__(
         self,
@@ -40,27 +65,17 @@ class ReconnectPolicy:
         idle: Callable[[], None] = lambda: None,
         what: str = "broker",
     ):
-        self.initial = initial
-        self.maximum = maximum
         self.stop = stop
         self.idle = idle
         self.what = what
+        self._wait = exponential_jitter(initial, maximum)
         self.setbacks = 0  # failed attempts and early losses since the last healthy session
         self.retrying_since: float | None = None  # wall clock of the first failure
         self._pending_delay = 0.0
 
     def delay(self, failures: int) -> float:
-        """Seconds to wait after ``failures`` failures in a row: ``initial``, doubling with
-        each failure, plus up to ``initial`` of random jitter; ``maximum`` at most.
-
-        (tenacity's wait_exponential_jitter formula, computed here because its ``initial``
-        argument is deprecated in tenacity 9 and its replacement unknown to tenacity 8.)
-        """
-        try:
-            base = self.initial * 2.0 ** (failures - 1)
-        except OverflowError:
-            base = self.maximum
-        return max(0.0, min(base + random.uniform(0, self.initial), self.maximum))
+        """Seconds to wait after ``failures`` failures in a row."""
+        return self._wait(_Attempt(failures))
 
     def _sleep(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -70,9 +85,6 @@ class ReconnectPolicy:
                 return
             self.stop.wait(min(left, 0.5))
             self.idle()
-
-    def _retry_wait(self, state: tenacity.RetryCallState) -> float:
-        return self.delay(self.setbacks + state.attempt_number)
 
     def _before_sleep(self, state: tenacity.RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
@@ -108,16 +120,16 @@ class ReconnectPolicy:
         if self._pending_delay:
             self._sleep(self._pending_delay)
             self._pending_delay = 0.0
+        if self.stop.is_set():
+            return None
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(BrokerUnavailable),
-            wait=self._retry_wait,
-            stop=lambda _state: self.stop.is_set(),
+            wait=lambda state: self.delay(self.setbacks + state.attempt_number),
+            stop=tenacity.stop_when_event_set(self.stop),
             sleep=self._sleep,
             before_sleep=self._before_sleep,
             reraise=True,
         )
-        if self.stop.is_set():
-            return None
 
         def guarded() -> T:
             if self.stop.is_set():  # stop requested during the backoff: no further attempt

@@ -26,10 +26,9 @@ from datetime import datetime
 from pika.spec import Basic, BasicProperties
 
 from pvsim import wire
-from pvsim.broker import BrokerSettings
-from pvsim.broker_link import BrokerLink, format_time
 from pvsim.lifecycle import Daemon, StartupError
 from pvsim.reconnect import ConnectionLost
+from pvsim.session_loop import format_time
 from pvsim.topology import Topology
 from pvsimd.acks import Ack, AckRecord, SyncToken
 from pvsimd.consumer import Consumer
@@ -73,7 +72,6 @@ class PvSimDaemon(Daemon):
     def __init__(self, *args: object, **kwargs: object):
         super().__init__(*args, **kwargs)
         site, output, broker = self.config["site"], self.config["output"], self.config["broker"]
-        self.broker = BrokerSettings.from_section(broker)
         self.topology = Topology(
             exchange=broker["exchange"],
             queue=broker["queue"],
@@ -95,16 +93,18 @@ class PvSimDaemon(Daemon):
             ack_batch(broker["prefetch"]), STORAGE_RETRY_S
         )
         self.stats = ReadingStats(site["timezone"])
-        self.link = BrokerLink(self.broker, self.signals.stop, idle=self.heartbeat)
-        self.consumer: Consumer | None = None
         self.syncer: Syncer[SyncRequest] | None = None  # fsync = batch: started by connect()
         self._draining = False
         self._last_commit = time.monotonic()
         self._depth_checked = float("-inf")
 
+    @property
+    def consumer(self) -> Consumer | None:
+        return self.sessions.session
+
     # --- lifecycle ---------------------------------------------------------------------
 
-    def connect(self) -> bool:
+    def open(self) -> None:
         files = self.files
         try:
             files.directory.mkdir(parents=True, exist_ok=True)
@@ -134,57 +134,8 @@ class PvSimDaemon(Daemon):
             self.syncer = Syncer(files.sync, self._wake_for_syncs)
             how = "synced with one syncfs per batch"
         log.info("CSV files under %s: %s, up to %d kept open", files.directory, how, files.max_open)
-        return self._connect()
 
-    def _connect(self) -> bool:
-        consumer = self.link.open(self._open_session)
-        if consumer is None:
-            return False
-        self.consumer = consumer
-        log.info("consuming from queue %s on %s", self.topology.queue, self.broker.display_url)
-        return True
-
-    def run(self) -> None:
-        while True:
-            try:
-                self.consumer.run()
-                return  # paused: stop requested
-            except ConnectionLost as exc:
-                self.link.lost(exc)
-                self._connection_lost()
-                self.consumer = None
-            if self.signals.stop.is_set() or not self._connect():
-                return
-
-    def drain(self) -> None:
-        consumer = self.consumer
-        if consumer is None:
-            return
-        self._draining = True
-        consumer.cancel()
-        try:
-            consumer.run()
-            self.commit(force=True)
-            self._settle_syncs()
-            if self.record.dead_letters and consumer.connection.is_open:
-                consumer.run()  # the confirm callback acknowledges and pauses
-        except ConnectionLost as exc:
-            log.warning("connection lost while stopping: %s", exc)
-            self._connection_lost()
-
-    def stop(self) -> None:
-        if self.consumer is not None:
-            try:
-                self.consumer.close()
-                self.consumer.run()
-            except ConnectionLost:
-                pass
-        if self.syncer is not None:
-            self.syncer.stop(SETTLE_TIMEOUT_S)
-        self.files.discard_buffered()  # what was not acknowledged comes back from the broker
-        self.files.close()
-
-    def _open_session(self) -> Consumer:
+    def open_session(self) -> Consumer:
         consumer = Consumer(
             self.broker,
             self.topology,
@@ -197,12 +148,34 @@ class PvSimDaemon(Daemon):
         consumer.connect()
         return consumer
 
-    def _connection_lost(self) -> None:
+    def on_session_open(self, session: Consumer) -> None:
+        log.info("consuming from queue %s on %s", self.topology.queue, self.broker.display_url)
+
+    def on_session_lost(self, exc: ConnectionLost) -> None:
         """The broker redelivers what we did not acknowledge: drop our side of it."""
         self.record.connection_lost()
         self._settle_syncs()  # their results no longer acknowledge anything
         self.files.discard_buffered()
         self.files.force_checkpoint()
+
+    def drain(self) -> None:
+        consumer = self.consumer
+        if consumer is None:
+            return
+        self._draining = True
+        consumer.cancel()
+        if not self.sessions.resume("stopping"):
+            return
+        self.commit(force=True)
+        self._settle_syncs()
+        if self.record.dead_letters and consumer.connection.is_open:
+            self.sessions.resume("stopping")  # the confirm callback acknowledges and pauses
+
+    def close(self) -> None:
+        if self.syncer is not None:
+            self.syncer.stop(SETTLE_TIMEOUT_S)
+        self.files.discard_buffered()  # what was not acknowledged comes back from the broker
+        self.files.close()
 
     # --- deliveries --------------------------------------------------------------------
 
@@ -333,7 +306,7 @@ class PvSimDaemon(Daemon):
     def _acknowledge(self, ack: Ack | None) -> None:
         if ack is not None and self.consumer is not None:
             self.consumer.ack_upto(ack.upto)
-            self.link.did_work(ack.count)
+            self.sessions.did_work(ack.count)
 
     # --- storage failure episodes ------------------------------------------------------
 
@@ -383,7 +356,7 @@ class PvSimDaemon(Daemon):
 
     def status(self) -> str:
         stats = self.stats
-        link = self.link.describe(f"consuming {self.topology.queue}")
+        link = self.sessions.describe(f"consuming {self.topology.queue}")
         last = stats.last_reading
         age = "none yet" if last is None else f"{time.time() - last.timestamp():.0f} s old"
         depth = self.consumer.depth if self.consumer is not None else None

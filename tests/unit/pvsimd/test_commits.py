@@ -17,7 +17,7 @@ def test_ack_batch_is_a_quarter_of_the_prefetch():
 
 def test_deliveries_are_acknowledged_every_quarter_window(tmp_path):
     d = daemon(tmp_path, prefetch=8, fsync="off")
-    d.consumer = recorder = AckRecorder()
+    d.sessions.session = recorder = AckRecorder()
     t0 = datetime(2026, 11, 24, 10, tzinfo=UTC)
     for tag in range(1, 8):
         deliver(d, tag, wire.Reading(f"house-{tag}", t0 + timedelta(seconds=10), 100.0, tag))

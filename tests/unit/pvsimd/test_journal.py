@@ -136,9 +136,8 @@ def test_a_failed_append_leaves_the_journal_as_it_was(tmp_path, monkeypatch):
 
 def daemon(tmp_path: Path, prefetch: int) -> PvSimDaemon:
     d = harness.daemon(tmp_path, prefetch, fsync="batch")
-    d._connect = lambda: True  # no broker: deliveries are handed in below
-    assert d.connect()
-    return d
+    d.open()  # the output directory, the journal, the sync thread; no broker session:
+    return d  # deliveries are handed in below
 
 
 def deliver(d: PvSimDaemon, tag: int, meter: str, minute: int) -> None:
@@ -151,7 +150,7 @@ def settle(d: PvSimDaemon) -> None:
 
 def test_backlog_commits_journal_and_a_checkpoint_writes_the_day_files(tmp_path):
     d = daemon(tmp_path, prefetch=8)  # a commit every 2 deliveries
-    d.consumer = recorder = harness.AckRecorder()
+    d.sessions.session = recorder = harness.AckRecorder()
     try:
         for tag in range(1, 7):
             deliver(d, tag, f"house-{tag}", 1)
@@ -174,7 +173,7 @@ def test_backlog_commits_journal_and_a_checkpoint_writes_the_day_files(tmp_path)
 def test_a_full_journal_makes_the_next_backlog_commit_a_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(journal_mod, "CHECKPOINT_ROWS", 4)
     d = daemon(tmp_path, prefetch=8)
-    d.consumer = harness.AckRecorder()
+    d.sessions.session = harness.AckRecorder()
     try:
         for tag in range(1, 7):
             deliver(d, tag, "house-a", tag)
@@ -205,7 +204,7 @@ def test_a_checkpoint_is_due_after_five_seconds_or_a_full_journal(tmp_path, monk
 
 def test_a_commit_of_the_flush_interval_writes_the_day_files_not_the_journal(tmp_path):
     d = daemon(tmp_path, prefetch=8)  # fewer deliveries than a batch: no backlog
-    d.consumer = recorder = harness.AckRecorder()
+    d.sessions.session = recorder = harness.AckRecorder()
     try:
         deliver(d, 1, "house-a", 1)
         d.commit(force=True)  # what the tick does once flush_interval is up

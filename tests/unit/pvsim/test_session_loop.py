@@ -1,0 +1,119 @@
+"""The session loop: a session that did no work backs off; status says connected or
+retrying."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from freezegun import freeze_time
+
+from pvsim.broker import BrokerSettings
+from pvsim.reconnect import BrokerUnavailable, ConnectionLost
+from pvsim.session_loop import SessionLoop
+
+
+class Session:
+    """Runs until it pauses (returns) or is lost (raises), as its script says."""
+
+    def __init__(self, *outcomes: str, on_run=lambda: None):  # noqa: ANN001
+        self.outcomes = list(outcomes)
+        self.on_run = on_run
+        self.closed = False
+
+    def run(self) -> None:
+        self.on_run()
+        outcome = self.outcomes.pop(0) if self.outcomes else "pause"
+        if outcome == "lost":
+            raise ConnectionLost("gone")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _loop(*sessions: Session, **hooks) -> SessionLoop:  # noqa: ANN003
+    settings = BrokerSettings.__new__(BrokerSettings)
+    object.__setattr__(settings, "url", "amqp://guest:secret@localhost/%2F")
+    object.__setattr__(settings, "retry_initial", 0.001)
+    object.__setattr__(settings, "retry_max", 30.0)
+    queue = list(sessions)
+    return SessionLoop(
+        settings, threading.Event(), idle=lambda: None, open_session=lambda: queue.pop(0), **hooks
+    )
+
+
+def test_a_lost_session_is_reopened_and_the_hooks_say_so():
+    opened, lost = [], []
+    first, second = Session("lost"), Session("pause")
+    loop = _loop(first, second, on_open=opened.append, on_lost=lost.append)
+    assert loop.connect() and loop.session is first
+    loop.run()  # first is lost, second opened, then it pauses (a stop)
+    assert opened == [first, second] and [str(e) for e in lost] == ["gone"]
+    assert loop.session is second
+    loop.close()
+    assert second.closed and loop.session is None
+
+
+def test_sessions_lost_before_doing_work_back_off_more_each_time():
+    loop = _loop(Session("lost"), Session("lost"), Session("pause"))
+    loop.connect()
+    loop.run()
+    assert loop.policy.setbacks == 2
+
+
+def test_a_session_that_did_work_resets_the_backoff():
+    loop = _loop(Session("lost"), Session("lost"), Session("lost"), Session("pause"))
+    loop.connect()
+    loop.session.on_run = lambda: None  # the first: lost without work
+    loop._on_open = lambda session: setattr(session, "on_run", lambda: loop.did_work(5))
+    loop.run()  # the second and third did work before they were lost
+    assert loop.policy.setbacks == 0
+
+
+def test_a_long_lived_session_counts_as_healthy_even_without_work():
+    with freeze_time("2026-11-24 10:00:00") as frozen:
+        loop = _loop(Session("lost", on_run=lambda: frozen.tick(31)), Session("pause"))
+        loop.connect()
+        loop.run()  # it lived longer than retry_max
+    assert loop.policy.setbacks == 0
+
+
+def test_a_stop_while_reconnecting_ends_the_loop():
+    loop = _loop(Session("lost"))
+    loop.connect()
+    loop.stop.set()
+    loop.run()
+    assert loop.session is None
+
+
+def test_resume_reports_a_loss_while_draining(caplog):
+    lost = []
+    loop = _loop(Session("pause", "lost"), on_lost=lost.append)
+    loop.connect()
+    assert loop.resume("draining")
+    assert not loop.resume("draining")
+    assert lost and loop.session is None
+    assert "connection lost while draining: gone" in caplog.text
+    assert not loop.resume("draining")  # no session: nothing to do
+
+
+def test_describe_says_connected_retrying_or_connecting():
+    attempts = iter([BrokerUnavailable("connection refused"), "check", Session()])
+    loop = _loop()
+
+    def attempt():
+        result = next(attempts)
+        if result == "check":
+            assert "retrying since" in loop.describe("connected")
+            result = next(attempts)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    assert loop.describe("consuming q") == "connecting"
+    loop._open_session = attempt
+    assert loop.connect()
+    with freeze_time("2026-11-24 10:00:00"):
+        loop.connected_since = time.time()
+        assert loop.describe("consuming q").startswith("consuming q since 2026-11-2")
+    assert "secret" not in loop.describe("connected")
