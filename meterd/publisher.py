@@ -89,10 +89,6 @@ class Publisher(Session):
             self._next_tag += 1
             self._next_seq = seq + 1
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._in_flight)
-
     def on_return(self, _channel: object, method: object, _props: object, _body: bytes) -> None:
         if not self._returned:
             self._returned = True

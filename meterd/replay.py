@@ -121,7 +121,6 @@ class Replay:
         self.clock = clock
         self.finished = threading.Event()  # every tick recorded
         self.started_at: float | None = None
-        self.finished_at: float | None = None
         self._room = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -162,7 +161,6 @@ class Replay:
                 continue
             self.next_index = index + 1
         if self.next_index >= self.stop_index:
-            self.finished_at = self.clock()
             self.finished.set()
 
     def start(self, stop: threading.Event) -> None:

@@ -192,6 +192,13 @@ class MeterDaemon(Daemon):
             f"{self.published} published since start, backlog {self.spool.backlog}; "
             f"last reading {age}"
         )
+        trouble = []
+        if self.sampler.missed:
+            trouble.append(f"{self.sampler.missed} samples missed")
+        if self.spool.skipped_records:
+            trouble.append(f"{self.spool.skipped_records} corrupt spool records skipped")
+        if trouble:
+            text += "; " + ", ".join(trouble)
         if self.spool.dropped:
             text = f"SPOOL FULL: {self.spool.dropped} readings dropped; " + text
         return text

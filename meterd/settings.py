@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from meterd import load_model
 from pvsim import broker
 from pvsim import config as c
 from pvsim.lifecycle import logging_schema
@@ -18,7 +19,7 @@ SCHEMA: c.Schema = {
             c.number(0.001, 86400), "10", "seconds between samples (may be fractional)"
         ),
         "profile": c.Option(
-            c.choice("household", "random_walk", "uniform"),
+            c.choice(*load_model.PROFILES),
             "household",
             "load model: household (BDEW H0 with appliances), random_walk or uniform",
         ),

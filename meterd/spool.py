@@ -463,10 +463,6 @@ class Spool:
     def confirmed(self) -> int:
         return self._confirmed
 
-    def oldest_pending_body(self) -> bytes | None:
-        records = self.records_from(0, 1)
-        return records[0][1] if records else None
-
     def close(self) -> None:
         with self._lock:
             if self._drop_report:

@@ -175,12 +175,6 @@ def string(text: str) -> str:
     return text
 
 
-def nonempty(text: str) -> str:
-    if not text:
-        raise ValueError("must not be empty")
-    return text
-
-
 def integer(minimum: int | None = None, maximum: int | None = None) -> Parser:
     def parse(text: str) -> int:
         try:

@@ -50,7 +50,6 @@ class Consumer(Session):
         self.dead_letter_queue = topology.dead_letter_queue
         self.on_dead_letter_confirmed = on_dead_letter_confirmed
         self.consumer_tag: str | None = None
-        self.cancelled = False
         self.depth: int | None = None  # readings waiting in the queue, last we asked
         self._publish_tag = 0
 
@@ -168,7 +167,6 @@ class Consumer(Session):
         self.channel.basic_cancel(self.consumer_tag, callback=self.on_cancelled)
 
     def on_cancelled(self, _frame: object) -> None:
-        self.cancelled = True
         self.pause()
 
 

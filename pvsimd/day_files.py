@@ -94,9 +94,6 @@ class DayFiles:
         """Descriptors open on day files (at most ``max_open``)."""
         return self.files.open_count
 
-    def path_for(self, meter_id: str, moment: Moment) -> Path:
-        return self.directory / meter_id / f"{moment.day}.csv"
-
     # --- buffering -------------------------------------------------------------------
 
     def buffer(self, meter_id: str, moment: Moment, meter_w: float, seq: int | None) -> bool:

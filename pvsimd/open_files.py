@@ -157,10 +157,6 @@ class OpenFiles:
         """Descriptors open on day files (at most ``max_open``)."""
         return len(self._fds)
 
-    @property
-    def known_count(self) -> int:
-        return len(self._files)
-
     def close_all(self) -> None:
         for f in self._fds.values():
             os.close(f.fd)

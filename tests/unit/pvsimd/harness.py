@@ -20,11 +20,16 @@ from pvsimd.settings import SCHEMA
 
 
 class AckRecorder:
-    """Stands in for the consumer: records ``ack_upto``; sync results are collected by
-    the test (``wake`` does nothing)."""
+    """Stands in for the consumer: records ``ack_upto``, dead letters (their publish tags
+    count from 1), pauses and failures; sync results are collected by the test (``wake``
+    does nothing)."""
 
     def __init__(self) -> None:
         self.acks: list[int] = []
+        self.dead_letters: list[tuple[bytes, str, str]] = []  # body, routing key, reason
+        self.paused = 0
+        self.failed: list[str] = []
+        self.depth = None
 
     def ack_upto(self, tag: int) -> None:
         self.acks.append(tag)
@@ -32,24 +37,47 @@ class AckRecorder:
     def wake(self, callback) -> None:  # noqa: ANN001
         pass
 
+    def dead_letter(self, body: bytes, _props: object, routing_key: str, reason: str) -> int:
+        self.dead_letters.append((body, routing_key, reason))
+        return len(self.dead_letters)
 
-def daemon(tmp_path: Path, prefetch: int, fsync: str) -> PvSimDaemon:
+    def pause(self) -> None:
+        self.paused += 1
+
+    def fail(self, reason: str) -> None:
+        self.failed.append(reason)
+
+    def check_depth(self) -> None:
+        pass
+
+
+def daemon(
+    tmp_path: Path, prefetch: int, fsync: str, security: str = "verify_sender = no"
+) -> PvSimDaemon:
     """pvsimd with ``flush_interval = 10`` (only the batch size triggers commits)."""
     ini = tmp_path / "pvsimd.ini"
     ini.write_text(
         "[site]\nlatitude = 52.5\nlongitude = 13.4\ntimezone = Europe/Berlin\n"
         f"[broker]\nprefetch = {prefetch}\n"
         f"[output]\ndirectory = {tmp_path / 'csv'}\nfsync = {fsync}\nflush_interval = 10\n"
-        "[security]\nverify_sender = no\n"
+        f"[security]\n{security}\n"
     )
     return PvSimDaemon(c.load(ini, SCHEMA), Signals(), Notifier(), argparse.Namespace())
 
 
-def deliver(d: PvSimDaemon, tag: int, reading: wire.Reading) -> None:
-    method = pika.spec.Basic.Deliver(
-        delivery_tag=tag, routing_key=wire.routing_key(reading.meter_id)
-    )
-    d.handle(None, method, pika.BasicProperties(), wire.encode(reading))
+def deliver(
+    d: PvSimDaemon,
+    tag: int,
+    reading: wire.Reading | bytes,
+    routing_key: str | None = None,
+    user_id: str | None = None,
+) -> None:
+    """Hand a delivery to ``d`` as pika would (a reading, or any body)."""
+    body = reading if isinstance(reading, bytes) else wire.encode(reading)
+    if routing_key is None:
+        routing_key = wire.routing_key(reading.meter_id)
+    method = pika.spec.Basic.Deliver(delivery_tag=tag, routing_key=routing_key)
+    d.handle(None, method, pika.BasicProperties(user_id=user_id), body)
 
 
 class SiteDayFiles(DayFiles):

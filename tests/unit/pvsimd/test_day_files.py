@@ -76,14 +76,14 @@ def test_short_writes_are_completed(files, tmp_path, monkeypatch):
 
 
 def test_path_is_directory_meter_local_day(files, tmp_path):
-    at = files.moment
-    assert files.path_for("house-a", at(utc(2026, 11, 24, 10))) == (
-        tmp_path / "house-a/2026-11-24.csv"
-    )
+    files.add(reading(utc(2026, 11, 24, 10)), 1.0)
     # 23:30 UTC is already the next day in Berlin
-    assert files.path_for("house-a", at(utc(2026, 11, 24, 23, 30))) == (
-        tmp_path / "house-a/2026-11-25.csv"
-    )
+    files.add(reading(utc(2026, 11, 24, 23, 30)), 1.0)
+    files.write_and_sync()
+    assert sorted(tmp_path.rglob("*.csv")) == [
+        tmp_path / "house-a/2026-11-24.csv",
+        tmp_path / "house-a/2026-11-25.csv",
+    ]
 
 
 def test_first_write_creates_the_file_with_header_and_row(files, tmp_path):
