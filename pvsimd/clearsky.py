@@ -8,6 +8,14 @@ tests/validation can compare the two directly:
 - :func:`site_pressure_pa`: the standard atmosphere's pressure at an altitude.
 - :func:`ineichen`: Ineichen and Perez (2002) with a Linke turbidity: GHI, DNI, DHI.
 - :func:`haurwitz`: Haurwitz (1945), GHI from the zenith alone.
+- :func:`haurwitz_split`: Haurwitz's GHI split into DNI and DHI in the proportions of
+  Ineichen-Perez's clear sky for the same sun and Linke turbidity.
+
+A clear sky's beam is the clear-sky model's own: Ineichen gives GHI, DNI and DHI.  A
+decomposition model fitted to *measured* global irradiance (Erbs, DISC) must not split a
+clear-sky GHI: it takes the low sun's clear light for a hazy sky's and loses a quarter
+to two thirds of the beam below 20° of elevation.  Haurwitz gives the global irradiance
+only, so its split borrows the shape of Ineichen's clear sky: DNI = GHI × DNI_I / GHI_I.
 """
 
 from __future__ import annotations
@@ -85,3 +93,20 @@ def haurwitz(apparent_zenith: float) -> float:
     if cos_zenith <= 0.0:
         return 0.0
     return 1098.0 * cos_zenith * math.exp(-0.059 / cos_zenith)
+
+
+def haurwitz_split(
+    apparent_zenith: float,
+    airmass_absolute: float,
+    linke_turbidity: float,
+    altitude_m: float = 0.0,
+    dni_extra: float = 1364.0,
+) -> Irradiance:
+    """Haurwitz's GHI with the beam share of Ineichen-Perez's clear sky at the same sun:
+    DNI = GHI × DNI_I / GHI_I, DHI = GHI − DNI cos(zenith) (= GHI × DHI_I / GHI_I)."""
+    ghi = haurwitz(apparent_zenith)
+    shape = ineichen(apparent_zenith, airmass_absolute, linke_turbidity, altitude_m, dni_extra)
+    if ghi <= 0.0 or shape.ghi <= 0.0:
+        return Irradiance(0.0, 0.0, 0.0)
+    dni = shape.dni * ghi / shape.ghi
+    return Irradiance(ghi, dni, ghi - dni * math.cos(math.radians(apparent_zenith)))

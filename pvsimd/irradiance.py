@@ -2,8 +2,9 @@
 
 Standard library only; scalar versions of the models as pvlib implements them:
 
-- :func:`erbs`: the Erbs, Klein and Duffie (1982) diffuse fraction, which splits a
-  global horizontal irradiance into direct normal and diffuse horizontal parts.
+- :func:`cloudy_sky`: the beam and diffuse parts of a cloudy sky's global irradiance,
+  continuous with the clear sky's own split (Perez's DIRINDEX construction, with the
+  Erbs, Klein and Duffie (1982) diffuse fraction as the decomposition model).
 - :func:`plane_of_array`: beam on the tilted plane, the isotropic sky diffuse
   (Liu and Jordan) and the ground-reflected part for an albedo.
 - :func:`ashrae_iam`: the ASHRAE incidence angle modifier of the beam (reflection off
@@ -15,11 +16,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-
-class Decomposition(NamedTuple):
-    dni: float
-    dhi: float
-    kt: float  # clearness index
+from pvsimd.clearsky import Irradiance
 
 
 class PlaneOfArray(NamedTuple):
@@ -47,27 +44,34 @@ def clearness_index(
     return min(max(kt, 0.0), max_clearness_index)
 
 
-def erbs(
-    ghi: float,
-    zenith: float,
-    dni_extra: float,
-    min_cos_zenith: float = 0.065,
-    max_zenith: float = 87,
-) -> Decomposition:
-    """Split ``ghi`` at true solar ``zenith`` into DNI and DHI (Erbs diffuse fraction)."""
-    kt = clearness_index(ghi, zenith, dni_extra, min_cos_zenith, 1.0)
+def erbs_beam_fraction(kt: float) -> float:
+    """Erbs, Klein and Duffie (1982): the share of the global irradiance that comes with the
+    beam (one minus the diffuse fraction) for a clearness index ``kt`` (0..1)."""
     if kt <= 0.22:
-        df = 1 - 0.09 * kt
-    elif kt <= 0.8:
-        df = 0.9511 - 0.1604 * kt + 4.388 * kt**2 - 16.638 * kt**3 + 12.336 * kt**4
-    else:
-        df = 0.165
-    dhi = df * ghi
-    cos_zenith = math.cos(math.radians(zenith))
-    dni = (ghi - dhi) / cos_zenith if cos_zenith != 0.0 else math.inf
-    if zenith > max_zenith or ghi < 0 or dni < 0:
-        return Decomposition(0.0, ghi, kt)
-    return Decomposition(dni, dhi, kt)
+        return 0.09 * kt  # 1 − (1 − 0.09 kt), without the cancellation for a tiny kt
+    if kt <= 0.8:
+        return 1.0 - (0.9511 - 0.1604 * kt + 4.388 * kt**2 - 16.638 * kt**3 + 12.336 * kt**4)
+    return 1.0 - 0.165
+
+
+def cloudy_sky(ghi: float, clear: Irradiance, zenith: float, dni_extra: float) -> Irradiance:
+    """The beam and diffuse parts of a cloudy ``ghi`` under a sky whose clear state is
+    ``clear`` (GHI, DNI, DHI at the same sun, ``zenith`` being the one ``clear`` closes with).
+
+    Perez's DIRINDEX construction with Erbs in place of DIRINT:
+    DNI = DNI_clear × DNI_Erbs(GHI) / DNI_Erbs(GHI_clear), then DHI = GHI − DNI cos(zenith).
+    At GHI = GHI_clear it is exactly the clear sky's split, and it moves away from it
+    continuously as the clouds thicken; below, the beam fades as Erbs's decomposition of
+    measured light says it does, but relative to the clear sky's own beam (which Erbs alone
+    gets wrong at a low sun).  DNI_Erbs(G) × cos(zenith) = G × (1 − Erbs's diffuse
+    fraction), so the cosine drops out of the ratio.
+    """
+    clear_beam = clear.ghi * erbs_beam_fraction(clearness_index(clear.ghi, zenith, dni_extra))
+    if clear_beam <= 0.0 or ghi <= 0.0:
+        return Irradiance(max(ghi, 0.0), 0.0, max(ghi, 0.0))
+    beam = ghi * erbs_beam_fraction(clearness_index(ghi, zenith, dni_extra))
+    dni = clear.dni * beam / clear_beam
+    return Irradiance(ghi, dni, max(ghi - dni * math.cos(math.radians(zenith)), 0.0))
 
 
 def aoi_projection(tilt: float, azimuth: float, sun_zenith: float, sun_azimuth: float) -> float:

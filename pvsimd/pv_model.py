@@ -6,18 +6,17 @@ tests/validation compares against it):
 
 1. sun position (:mod:`pvsimd.solar_position`, Meeus + SPA's parallax and refraction);
 2. clear-sky irradiance (:mod:`pvsimd.clearsky`): Ineichen-Perez with a constant Linke
-   turbidity, or Haurwitz; Spencer's extraterrestrial irradiance, Kasten-Young air mass
-   at the site's pressure;
-3. with ``clouds = on``, the global irradiance times a seeded clear-sky index
-   (:mod:`pvsimd.clouds`);
-4. Erbs decomposition of the global irradiance into direct and diffuse
-   (:mod:`pvsimd.irradiance`);
-5. plane of array: beam (times the ASHRAE incidence angle modifier), isotropic sky
-   diffuse, ground-reflected with the albedo;
-6. cell temperature: Faiman (u0 = 25, u1 = 6.84, wind 1 m/s) at the ambient temperature;
-7. DC: PVWatts, pdc0 × E/1000 × (1 + γ (T_cell − 25)), pdc0 = AC rating × DC/AC ratio,
+   turbidity, its own GHI, DNI and DHI; or Haurwitz's GHI split in Ineichen's proportions;
+   Spencer's extraterrestrial irradiance, Kasten-Young air mass at the site's pressure;
+3. with ``clouds = on``, the global irradiance times a seeded clear-sky index kc
+   (:mod:`pvsimd.clouds`), split into beam and diffuse continuously with the clear sky's
+   split (:func:`pvsimd.irradiance.cloudy_sky`: DIRINDEX's construction with Erbs);
+4. plane of array: beam (times the ASHRAE incidence angle modifier), isotropic sky
+   diffuse, ground-reflected with the albedo (:mod:`pvsimd.irradiance`);
+5. cell temperature: Faiman (u0 = 25, u1 = 6.84, wind 1 m/s) at the ambient temperature;
+6. DC: PVWatts, pdc0 × E/1000 × (1 + γ (T_cell − 25)), pdc0 = AC rating × DC/AC ratio,
    γ = −0.4 %/°C; then the system losses in percent;
-8. AC: the PVWatts inverter (nominal efficiency 96 %), clipping at the AC rating.
+7. AC: the PVWatts inverter (nominal efficiency 96 %), clipping at the AC rating.
 
 Exactly 0 W while the sun is below the horizon; always within 0..peak_power_w, rounded
 to 0.1 W.  With clouds the result never exceeds the clear-sky result for the same
@@ -35,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from pvsimd import clearsky, clouds, irradiance
-from pvsimd.solar_position import sun_position
+from pvsimd.solar_position import SolarPosition, sun_position
 
 GAMMA_PDC = -0.004  # 1/°C: crystalline silicon
 FAIMAN_U0 = 25.0  # W/(m² K)
@@ -131,25 +130,16 @@ class PvSystem:
         return power
 
     def _compute_at_us(self, epoch_us: int) -> float:
-        epoch_s = epoch_us / 1e6
         p = self.params
-        clear = self.ac_power_w(epoch_s, 1.0)
-        if p.clouds and clear > 0.0:
-            kc = clouds.clear_sky_index(p.seed, epoch_s, p.longitude)
-            # clouds only take light away: a dimmer, more diffuse sky can still give a
-            # plane facing away from a low sun more than the clear sky does; cap it there
-            power = min(self.ac_power_w(epoch_s, kc), clear)
-        else:
-            power = clear
+        power = self.ac_power_w(epoch_us / 1e6, None if p.clouds else 1.0)
         value = round(min(max(power, 0.0), p.peak_power_w), 1)
         while value > p.peak_power_w:  # a rating that is not a multiple of 0.1 W
             value = round(value - 0.1, 1)
         return value
 
-    def ac_power_w(self, epoch_s: float, kc: float = 1.0) -> float:
-        """Unrounded AC power at POSIX time ``epoch_s`` under clear-sky index ``kc``."""
+    def sun(self, epoch_s: float) -> SolarPosition:
         p = self.params
-        sun = sun_position(
+        return sun_position(
             epoch_s,
             p.latitude,
             p.longitude,
@@ -157,28 +147,67 @@ class PvSystem:
             pressure_hpa=p.pressure_pa / 100.0,
             temperature_c=p.ambient_temperature,
         )
+
+    def clear_sky(self, sun: SolarPosition, dni_extra: float) -> clearsky.Irradiance:
+        """GHI, DNI and DHI of the cloudless sky for the sun at ``sun``."""
+        p = self.params
+        airmass = clearsky.relative_airmass(sun.apparent_zenith) * p.pressure_pa / 101325.0
+        model = clearsky.ineichen if p.clearsky == "ineichen" else clearsky.haurwitz_split
+        return model(sun.apparent_zenith, airmass, p.linke_turbidity, p.altitude, dni_extra)
+
+    def ac_power_w(self, epoch_s: float, kc: float | None = 1.0) -> float:
+        """Unrounded AC power at POSIX time ``epoch_s`` under clear-sky index ``kc``
+        (None: the seeded clouds' kc, never more than the clear sky's power)."""
+        p = self.params
+        sun = self.sun(epoch_s)
         if sun.apparent_zenith >= 90.0:
             return 0.0  # the sun is below the horizon
-        day_of_year = time.gmtime(math.floor(epoch_s)).tm_yday
-        dni_extra = clearsky.extraterrestrial_irradiance(day_of_year)
-        if p.clearsky == "ineichen":
-            airmass = clearsky.relative_airmass(sun.apparent_zenith) * p.pressure_pa / 101325.0
-            ghi = clearsky.ineichen(
-                sun.apparent_zenith, airmass, p.linke_turbidity, p.altitude, dni_extra
-            ).ghi
-        else:
-            ghi = clearsky.haurwitz(sun.apparent_zenith)
-        ghi *= kc
-        split = irradiance.erbs(ghi, sun.zenith, dni_extra)
+        dni_extra = clearsky.extraterrestrial_irradiance(time.gmtime(math.floor(epoch_s)).tm_yday)
+        clear = self.clear_sky(sun, dni_extra)
+        if kc is None:
+            kc = clouds.clear_sky_index(p.seed, epoch_s, p.longitude)
+            if kc >= 1.0:
+                return self.array_power_w(sun, clear, p.ambient_temperature, WIND_SPEED)
+            # clouds only take light away: a dimmer, more diffuse sky can still give a
+            # plane facing away from a low sun more than the clear sky does; cap it there
+            return min(
+                self.array_power_w(sun, clear, p.ambient_temperature, WIND_SPEED),
+                self.array_power_w(
+                    sun,
+                    irradiance.cloudy_sky(kc * clear.ghi, clear, sun.apparent_zenith, dni_extra),
+                    p.ambient_temperature,
+                    WIND_SPEED,
+                ),
+            )
+        if kc != 1.0:
+            clear = irradiance.cloudy_sky(kc * clear.ghi, clear, sun.apparent_zenith, dni_extra)
+        return self.array_power_w(sun, clear, p.ambient_temperature, WIND_SPEED)
+
+    def array_power_w(
+        self,
+        sun: SolarPosition,
+        light: clearsky.Irradiance,
+        temperature_c: float,
+        wind_speed: float,
+    ) -> float:
+        """Unrounded AC power for horizontal irradiance ``light`` with the sun at ``sun``."""
+        p = self.params
         poa = irradiance.plane_of_array(
-            p.tilt, p.azimuth, sun.apparent_zenith, sun.azimuth, split.dni, ghi, split.dhi, p.albedo
+            p.tilt,
+            p.azimuth,
+            sun.apparent_zenith,
+            sun.azimuth,
+            light.dni,
+            light.ghi,
+            light.dhi,
+            p.albedo,
         )
         effective = (
             poa.direct * irradiance.ashrae_iam(poa.aoi, IAM_B)
             + poa.sky_diffuse
             + poa.ground_diffuse
         )
-        cell_temperature = p.ambient_temperature + poa.total / (FAIMAN_U0 + FAIMAN_U1 * WIND_SPEED)
+        cell_temperature = temperature_c + poa.total / (FAIMAN_U0 + FAIMAN_U1 * wind_speed)
         dc = effective / 1000.0 * p.pdc0 * (1 + GAMMA_PDC * (cell_temperature - 25.0))
         dc *= 1.0 - p.losses / 100.0
         return pvwatts_inverter(dc, p.inverter_pdc0)

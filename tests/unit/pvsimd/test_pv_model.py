@@ -7,6 +7,7 @@ need the standard library only and check the properties the daemon relies on.
 from __future__ import annotations
 
 import dataclasses
+import math
 from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -17,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pvsim import config as c
-from pvsimd import clouds
+from pvsimd import clearsky, clouds, irradiance
 from pvsimd.cli import main as pvsimd_main
 from pvsimd.pv_model import CACHE_SIZE, PvParameters, PvSystem
 from pvsimd.settings import SCHEMA
@@ -26,6 +27,7 @@ from pvsimd.solar_position import sun_position
 ROOT = Path(__file__).resolve().parents[3]
 BERLIN = PvParameters(latitude=52.52, longitude=13.405, altitude=34.0)
 SYDNEY = PvParameters(latitude=-33.87, longitude=151.21, altitude=58.0, azimuth=0.0)
+MUNICH = PvParameters(latitude=48.137, longitude=11.575, altitude=519.0)
 
 
 def solar_time(p: PvParameters, day: date, hour: float) -> datetime:
@@ -134,6 +136,111 @@ def test_haurwitz_gives_a_similar_clear_day(berlin):
     day = date(2026, 6, 21)
     energy = sum(v for _, v in day_series(berlin, day))
     assert 0.8 < sum(v for _, v in day_series(haurwitz, day)) / energy < 1.25
+
+
+def daily_kwh(model: PvSystem, timezone: str, day: date) -> float:
+    """The energy of the site's local day, summed minute by minute."""
+    start = datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(timezone))
+    end = start + timedelta(days=1)
+    minutes = int((end.astimezone(UTC) - start.astimezone(UTC)).total_seconds() // 60)
+    return sum(model.power_w(start + timedelta(minutes=k)) for k in range(minutes)) / 60000.0
+
+
+@pytest.mark.parametrize(
+    ("params", "timezone", "day", "kwh"),
+    [
+        (MUNICH, "Europe/Berlin", date(2026, 12, 21), 10.7),
+        (SYDNEY, "Australia/Sydney", date(2026, 6, 21), 17.5),
+    ],
+    ids=["munich-december", "sydney-june"],
+)
+def test_a_clear_winter_day_on_a_tilted_array_gives_what_pvlibs_clear_sky_chain_gives(
+    params, timezone, day, kwh
+):
+    """Issue 13's figures, from pvlib 0.16 (Ineichen GHI/DNI/DHI as they are, isotropic,
+    ASHRAE IAM, Faiman, PVWatts); Erbs on the clear-sky GHI gave 8.1 and 16.1 kWh."""
+    assert daily_kwh(PvSystem(params), timezone, day) == pytest.approx(kwh, abs=0.05)
+
+
+def test_the_clear_sky_light_is_ineichens_own_split(berlin):
+    ts = solar_time(BERLIN, date(2026, 12, 21), 9.5).timestamp()  # a low winter sun
+    sun = berlin.sun(ts)
+    dni_extra = clearsky.extraterrestrial_irradiance(355)
+    airmass = clearsky.relative_airmass(sun.apparent_zenith) * BERLIN.pressure_pa / 101325.0
+    ineichen = clearsky.ineichen(sun.apparent_zenith, airmass, 3.0, BERLIN.altitude, dni_extra)
+    assert berlin.clear_sky(sun, dni_extra) == ineichen
+    assert 90.0 - sun.apparent_zenith < 10.0 and ineichen.dni > 250.0  # Erbs gave < 100
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    apparent_zenith=st.floats(min_value=0.0, max_value=89.99),
+    linke_turbidity=st.floats(min_value=1.0, max_value=10.0),
+    altitude=st.floats(min_value=-500.0, max_value=9000.0),
+)
+def test_haurwitz_is_split_in_ineichens_proportions(apparent_zenith, linke_turbidity, altitude):
+    airmass = (
+        clearsky.relative_airmass(apparent_zenith) * clearsky.site_pressure_pa(altitude) / 101325.0
+    )
+    shape = clearsky.ineichen(apparent_zenith, airmass, linke_turbidity, altitude, 1366.1)
+    light = clearsky.haurwitz_split(apparent_zenith, airmass, linke_turbidity, altitude, 1366.1)
+    assert light.ghi == clearsky.haurwitz(apparent_zenith)
+    assert light.dni * shape.ghi == pytest.approx(shape.dni * light.ghi, rel=1e-9)
+    assert light.dhi >= -1e-9 * light.ghi
+    cos_zenith = math.cos(math.radians(apparent_zenith))
+    assert light.dhi + light.dni * cos_zenith == pytest.approx(light.ghi, rel=1e-9, abs=1e-12)
+
+
+def clear_sky_at(apparent_zenith: float, linke_turbidity: float) -> clearsky.Irradiance:
+    airmass = clearsky.relative_airmass(apparent_zenith)
+    return clearsky.ineichen(apparent_zenith, airmass, linke_turbidity, 0.0, 1366.1)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    apparent_zenith=st.floats(min_value=0.0, max_value=89.99),
+    linke_turbidity=st.floats(min_value=1.0, max_value=10.0),
+    kc=st.floats(min_value=0.0, max_value=1.0),
+)
+def test_the_cloudy_split_keeps_the_light_and_never_brightens_the_beam(
+    apparent_zenith, linke_turbidity, kc
+):
+    clear = clear_sky_at(apparent_zenith, linke_turbidity)
+    light = irradiance.cloudy_sky(kc * clear.ghi, clear, apparent_zenith, 1366.1)
+    assert light.ghi == kc * clear.ghi
+    assert 0.0 <= light.dni <= clear.dni * (1 + 1e-12)  # the rounding of kc × GHI
+    assert 0.0 <= light.dhi <= light.ghi
+    cos_zenith = math.cos(math.radians(apparent_zenith))
+    assert light.dhi + light.dni * cos_zenith == pytest.approx(light.ghi, rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("apparent_zenith", [10.0, 45.0, 70.0, 80.0, 85.0, 88.0, 89.5])
+def test_the_cloudy_split_meets_the_clear_split_at_kc_1_and_thins_the_beam_below(
+    apparent_zenith,
+):
+    clear = clear_sky_at(apparent_zenith, 3.0)
+    at_one = irradiance.cloudy_sky(clear.ghi, clear, apparent_zenith, 1366.1)
+    assert at_one.dni == pytest.approx(clear.dni, rel=1e-12)
+    assert at_one.dhi == pytest.approx(clear.dhi, rel=1e-9, abs=1e-9)
+    # no jump between a clear and an almost clear minute
+    almost = irradiance.cloudy_sky(0.999 * clear.ghi, clear, apparent_zenith, 1366.1)
+    assert almost.dni == pytest.approx(clear.dni, rel=0.01)
+    # the beam falls as the clouds thicken, faster than the global light
+    beams = [
+        irradiance.cloudy_sky(kc * clear.ghi, clear, apparent_zenith, 1366.1).dni
+        for kc in (1.0, 0.9, 0.7, 0.5, 0.3, 0.1)
+    ]
+    assert beams == sorted(beams, reverse=True)
+    assert beams[3] < 0.5 * beams[0]  # at kc = 0.5 most of the light is diffuse
+
+
+def test_an_almost_clear_minute_gives_almost_the_clear_power(berlin):
+    for hour in (8.5, 10.0, 12.0, 15.0):
+        ts = solar_time(BERLIN, date(2026, 12, 21), hour).timestamp()
+        clear = berlin.ac_power_w(ts, 1.0)
+        assert 0.0 < clear
+        assert berlin.ac_power_w(ts, 0.999) == pytest.approx(clear, rel=0.005)
+        assert berlin.ac_power_w(ts, 0.5) < 0.6 * clear
 
 
 def test_more_turbidity_and_more_losses_give_less(berlin):
