@@ -111,6 +111,11 @@ class Daemon(ABC):
         """Checks that span several keys; raise ConfigError."""
         return None
 
+    @classmethod
+    def describe_config(cls, config: c.Config) -> list[str]:
+        """Lines ``--check-config`` prints after "configuration OK": what is in use."""
+        return []
+
     @abstractmethod
     def open(self) -> None:
         """Open the local state (spool and sampler; output directory and journal);
@@ -237,6 +242,8 @@ def main(daemon_cls: type[Daemon], argv: Sequence[str] | None = None) -> int:
         return EX_CONFIG
     if args.check_config:
         print(f"{name}: configuration OK ({', '.join(map(str, config.files))})")
+        for line in daemon_cls.describe_config(config):
+            print(f"{name}: {line}")
         return EX_OK
 
     try:

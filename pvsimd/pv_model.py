@@ -18,6 +18,11 @@ tests/validation compares against it):
    γ = −0.4 %/°C; then the system losses in percent;
 7. AC: the PVWatts inverter (nominal efficiency 96 %), clipping at the AC rating.
 
+With a weather file (``[pv] weather``, :mod:`pvsimd.weather_files`) steps 2 and 3 give
+way to the file's GHI, DNI and DHI, and step 5 takes its air temperature and wind speed,
+all interpolated for the reading's month, day and time of day
+(:class:`pvsimd.weather_year.WeatherYear`).
+
 Exactly 0 W while the sun is below the horizon; always within 0..peak_power_w, rounded
 to 0.1 W.  With clouds the result never exceeds the clear-sky result for the same
 instant.  Results are cached per timestamp (microsecond), since many meters share them.
@@ -35,6 +40,7 @@ from typing import Any, Protocol
 
 from pvsimd import clearsky, clouds, irradiance
 from pvsimd.solar_position import SolarPosition, sun_position
+from pvsimd.weather_year import WeatherYear
 
 GAMMA_PDC = -0.004  # 1/°C: crystalline silicon
 FAIMAN_U0 = 25.0  # W/(m² K)
@@ -44,6 +50,7 @@ INVERTER_ETA_NOMINAL = 0.96
 INVERTER_ETA_REFERENCE = 0.9637
 IAM_B = 0.05
 CACHE_SIZE = 65536
+FAR_KM = 50.0  # a weather file for a place farther from the site gets a warning
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -89,14 +96,35 @@ class PvParameters:
 
 
 class PvSystem:
-    """A PV system at a site: ``power_w(ts)`` in W, a pure function of ``ts``."""
+    """A PV system at a site: ``power_w(ts)`` in W, a pure function of ``ts``.
 
-    def __init__(self, params: PvParameters):
+    With a ``weather`` year (``[pv] weather``) the light, the air temperature and the
+    wind come from it instead of the sky model (clear sky, clouds, ambient temperature)."""
+
+    def __init__(self, params: PvParameters, weather: WeatherYear | None = None):
         if params.clearsky not in ("ineichen", "haurwitz"):
             raise ValueError(f"unknown clear-sky model {params.clearsky!r}")
         self.params = params
+        self.weather = weather
         self._power_at_us = functools.lru_cache(maxsize=CACHE_SIZE)(self._compute_at_us)
         self._by_ts: dict[datetime, float] = {}  # the same, by the (shared) datetime object
+
+    def warnings(self) -> list[str]:
+        """What an operator should hear at start about this configuration."""
+        weather, p = self.weather, self.params
+        if weather is None:
+            return []
+        lines = []
+        distance = weather.distance_km(p.latitude, p.longitude)
+        if distance > FAR_KM:
+            lines.append(
+                f"[pv] weather: {weather.source} is for {weather.latitude:.3f}, "
+                f"{weather.longitude:.3f}, {distance:.0f} km from [site] ({p.latitude:g}, "
+                f"{p.longitude:g}): its weather does not go with the site's sun"
+            )
+        if p.clouds:
+            lines.append("[pv] clouds = on has no effect: the weather comes from [pv] weather")
+        return lines
 
     @classmethod
     def from_config(cls, site: Mapping[str, Any], pv: Mapping[str, Any]) -> PvSystem:
@@ -117,7 +145,8 @@ class PvSystem:
                 ambient_temperature=pv["ambient_temperature"],
                 clouds=pv["clouds"] == "on",
                 seed=pv["seed"],
-            )
+            ),
+            pv.get("weather"),
         )
 
     def power_w(self, ts: datetime) -> float:
@@ -131,7 +160,10 @@ class PvSystem:
 
     def _compute_at_us(self, epoch_us: int) -> float:
         p = self.params
-        power = self.ac_power_w(epoch_us / 1e6, None if p.clouds else 1.0)
+        if self.weather is not None:
+            power = self.weather_power_w(epoch_us / 1e6)
+        else:
+            power = self.ac_power_w(epoch_us / 1e6, None if p.clouds else 1.0)
         value = round(min(max(power, 0.0), p.peak_power_w), 1)
         while value > p.peak_power_w:  # a rating that is not a multiple of 0.1 W
             value = round(value - 0.1, 1)
@@ -182,6 +214,15 @@ class PvSystem:
         if kc != 1.0:
             clear = irradiance.cloudy_sky(kc * clear.ghi, clear, sun.apparent_zenith, dni_extra)
         return self.array_power_w(sun, clear, p.ambient_temperature, WIND_SPEED)
+
+    def weather_power_w(self, epoch_s: float) -> float:
+        """Unrounded AC power at POSIX time ``epoch_s`` in the weather year's weather."""
+        sun = self.sun(epoch_s)
+        if sun.apparent_zenith >= 90.0:
+            return 0.0
+        weather = self.weather.at(epoch_s)
+        light = clearsky.Irradiance(weather.ghi, weather.dni, weather.dhi)
+        return self.array_power_w(sun, light, weather.temp_air, weather.wind_speed)
 
     def array_power_w(
         self,

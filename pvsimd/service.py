@@ -25,6 +25,7 @@ from datetime import datetime
 
 from pika.spec import Basic, BasicProperties
 
+from pvsim import config as c
 from pvsim import wire
 from pvsim.lifecycle import Daemon, StartupError
 from pvsim.reconnect import ConnectionLost
@@ -80,8 +81,12 @@ class PvSimDaemon(Daemon):
         )
         security = self.config["security"]
         self.senders = SenderCheck(security["sender_map"]) if security["verify_sender"] else None
-        pv = PvSystem.from_config(site, self.config["pv"])
-        self.moments = Moments(site["timezone"], pv.power_w)
+        self.pv = PvSystem.from_config(site, self.config["pv"])
+        for line in self.pv.warnings():
+            log.warning("%s", line)
+        if self.pv.weather is not None:
+            log.info("PV in the weather of %s", self.pv.weather.describe())
+        self.moments = Moments(site["timezone"], self.pv.power_w)
         self.files = DayFiles(
             output["directory"],
             fsync=output["fsync"],
@@ -101,6 +106,17 @@ class PvSimDaemon(Daemon):
     @property
     def consumer(self) -> Consumer | None:
         return self.sessions.session
+
+    @classmethod
+    def describe_config(cls, config: c.Config) -> list[str]:
+        pv = PvSystem.from_config(config["site"], config["pv"])
+        if pv.weather is None:
+            return []
+        site = config["site"]
+        distance = pv.weather.distance_km(site["latitude"], site["longitude"])
+        return [f"weather file {pv.weather.describe()}, {distance:.0f} km from [site]"] + [
+            f"warning: {line}" for line in pv.warnings()
+        ]
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -366,6 +382,8 @@ class PvSimDaemon(Daemon):
             f"{stats.duplicates} repeats dropped, {stats.rejected} invalid; "
             f"backlog {backlog} in the queue; last reading {age}"
         )
+        if self.pv.weather is not None:
+            text += f"; weather file {self.pv.weather.source}"
         storage = self.record.storage
         if storage is not None:
             text = (

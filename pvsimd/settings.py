@@ -6,6 +6,7 @@ from pvsim import broker, topology
 from pvsim import config as c
 from pvsim.lifecycle import logging_schema
 from pvsimd.senders import parse_sender_map
+from pvsimd.weather_files import parse_setting as parse_weather
 
 SCHEMA: c.Schema = {
     "site": {
@@ -26,6 +27,11 @@ SCHEMA: c.Schema = {
         "ambient_temperature": c.Option(c.number(-50, 60), "20", "air temperature in °C"),
         "clouds": c.Option(c.choice("off", "on"), "off", "seeded clouds"),
         "seed": c.Option(c.integer(), "0", "seed of the clouds"),
+        "weather": c.Option(
+            parse_weather,
+            "",
+            "weather file (PVGIS TMY CSV, EnergyPlus EPW, NREL TMY3 CSV) instead of the sky model",
+        ),
     },
     "broker": broker.schema(
         queue=c.Option(broker.queue_name, topology.DEFAULT_QUEUE, "durable queue of readings"),
