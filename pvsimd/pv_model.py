@@ -51,6 +51,7 @@ INVERTER_ETA_REFERENCE = 0.9637
 IAM_B = 0.05
 CACHE_SIZE = 65536
 FAR_KM = 50.0  # a weather file for a place farther from the site gets a warning
+POLAR_CIRCLE = 66.0  # degrees of latitude: closer to the equator every day has some light
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -121,6 +122,13 @@ class PvSystem:
                 f"[pv] weather: {weather.source} is for {weather.latitude:.3f}, "
                 f"{weather.longitude:.3f}, {distance:.0f} km from [site] ({p.latitude:g}, "
                 f"{p.longitude:g}): its weather does not go with the site's sun"
+            )
+        dark = weather.dark_days()
+        if dark and abs(weather.latitude) < POLAR_CIRCLE:  # no polar night to explain them
+            shown = ", ".join(dark[:5]) + (f" and {len(dark) - 5} more" if len(dark) > 5 else "")
+            lines.append(
+                f"[pv] weather: {weather.source} has no light at all on {shown} (a gap in its "
+                "data?): those days give 0 W"
             )
         if p.clouds:
             lines.append("[pv] clouds = on has no effect: the weather comes from [pv] weather")

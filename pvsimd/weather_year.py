@@ -113,6 +113,14 @@ class WeatherYear:
             self.wind_speed[i] * g + self.wind_speed[j] * f,
         )
 
+    def dark_days(self) -> list[str]:
+        """``MM-DD`` of the days without any light in the file (all 24 records' GHI 0)."""
+        return [
+            describe_hour(day * 24)[:5]
+            for day in range(HOURS // 24)
+            if not any(self.ghi[day * 24 : day * 24 + 24])
+        ]
+
     def distance_km(self, latitude: float, longitude: float) -> float:
         """Great-circle distance from the file's location (haversine)."""
         phi1, phi2 = math.radians(self.latitude), math.radians(latitude)

@@ -301,6 +301,24 @@ def test_a_file_for_a_faraway_place_gets_a_warning(tmp_path, year_files, capsys)
     assert "warning" not in check_config(near, capsys)[1]
 
 
+def test_days_without_any_light_get_a_warning_away_from_the_poles(tmp_path, capsys):
+    dark = [
+        dataclasses.replace(h, ghi=0.0, dni=0.0, dhi=0.0) if (h.month, h.day) == (5, 17) else h
+        for h in synthetic_hours()
+    ]
+    path = tmp_path / "gap.csv"
+    WRITERS["tmy3"](path, GREENSBORO, dark)
+    _, out, _ = check_config(write_config(tmp_path, str(path)), capsys)
+    assert (
+        f"pvsimd: warning: [pv] weather: {path} has no light at all on 05-17 (a gap in its "
+        "data?): those days give 0 W"
+    ) in out.splitlines()
+    polar = dataclasses.replace(GREENSBORO, latitude=78.2)  # Longyearbyen: polar nights
+    WRITERS["tmy3"](path, polar, dark)
+    params = PvParameters(78.2, -79.95)
+    assert PvSystem(params, weather_files.load(path)).warnings() == []
+
+
 def test_the_daemon_warns_at_start_and_names_the_file_in_its_status(tmp_path, year_files, caplog):
     path = write_config(tmp_path, str(year_files["tmy3"]), latitude=40.0)
     with caplog.at_level(logging.INFO, logger="pvsimd"):
