@@ -1,7 +1,14 @@
-"""``pvsimd report``: one day's energy balance per house, read from the CSV day files.
+"""``pvsimd report``: energy balances per house, read from the CSV day files.
 
-    pvsimd report [--date YYYY-MM-DD] [--meter ID ...] [--config FILE] [--plot FILE.png]
-                  [--directory DIR [--timezone ZONE]]
+    pvsimd report [--date YYYY-MM-DD | --from YYYY-MM-DD --to YYYY-MM-DD] [--meter ID ...]
+                  [--config FILE] [--plot FILE.png] [--directory DIR [--timezone ZONE]]
+
+``--from`` and ``--to`` (both days included) report a period instead of one day: for
+each house a table by day and one by month — consumed, produced, self-consumed,
+self-consumption and self-sufficiency, with totals (:mod:`pvsimd.balance`); ``--plot``
+then draws the monthly bars (a period of one day: that day's curves, as below).  Days
+without a file are left out and named on standard error.  The rest of this describes
+one day (``--date``):
 
 It reads ``<output directory>/<meter>/<date>.csv`` (directory and site timezone from the
 pvsimd configuration, or from ``--directory`` and ``--timezone`` without reading it) and
@@ -36,6 +43,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from pvsim import config as c
+from pvsimd import balance
 from pvsimd.settings import SCHEMA
 
 EX_OK = 0
@@ -249,12 +257,27 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pvsimd report",
         description="One day's energy per house (meter, PV, self-consumption, peaks, "
-        "missing readings) from pvsimd's CSV day files.",
+        "missing readings), or a period's by day and by month (consumed, produced, "
+        "self-consumption, self-sufficiency), from pvsimd's CSV day files.",
     )
     p.add_argument(
         "--date",
         type=date.fromisoformat,
         help="the day, YYYY-MM-DD in the site's timezone (default: today there)",
+    )
+    p.add_argument(
+        "--from",
+        dest="first",
+        type=date.fromisoformat,
+        metavar="DATE",
+        help="with --to: report the days from DATE (YYYY-MM-DD) on, by day and by month",
+    )
+    p.add_argument(
+        "--to",
+        dest="last",
+        type=date.fromisoformat,
+        metavar="DATE",
+        help="with --from: the last day of the period (included)",
     )
     p.add_argument(
         "--meter",
@@ -280,20 +303,38 @@ def parser() -> argparse.ArgumentParser:
         metavar="ZONE",
         help="with --directory: the site's IANA timezone (default: UTC)",
     )
-    p.add_argument("--plot", type=Path, metavar="FILE", help="also draw the day into FILE (PNG)")
+    p.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE",
+        help="also draw the day (or the period's months) into FILE (PNG)",
+    )
     return p
+
+
+def config_schema() -> c.Schema:
+    """pvsimd's schema with ``[pv] weather`` taken as it is: the report needs the output
+    directory and the timezone, not the weather file (nor read access to it)."""
+    return {**SCHEMA, "pv": {**SCHEMA["pv"], "weather": c.Option(c.string, "")}}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    if (args.first is None) != (args.last is None):
+        p.error("--from and --to go together")
+    if args.first is not None:
+        if args.date is not None:
+            p.error("--date or --from/--to, not both")
+        if args.last < args.first:
+            p.error(f"--to {args.last} is before --from {args.first}")
     if args.directory is not None:
         tz, directory = args.timezone or ZoneInfo("UTC"), args.directory
     elif args.timezone is not None:
         p.error("--timezone goes with --directory (otherwise it comes from the config)")
     else:
         try:
-            config = c.load(args.config, SCHEMA)
+            config = c.load(args.config, config_schema())
         except c.ConfigError as exc:
             print(f"pvsimd report: {exc}", file=sys.stderr)
             return EX_CONFIG
@@ -304,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if plt is None:
             print("pvsimd report: install python3-matplotlib to draw plots", file=sys.stderr)
             return EX_UNAVAILABLE
+    if args.first is not None:
+        return period_report(args, directory, tz, plt)
     day = args.date or datetime.now(tz).date()
     day_end = datetime.combine(day + timedelta(days=1), time(), tz)
     name = f"{day.isoformat()}.csv"
@@ -332,5 +375,76 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table([s for s, _rows in days], tz))
     if plt is not None:
         plot(args.plot, day, tz, days, plt)
+        print(f"plot written to {args.plot}")
+    return EX_OK
+
+
+def day_balance(path: Path, day: date, tz: tzinfo) -> tuple[balance.Balance, int]:
+    """The energies of one day file, and how many of its lines could not be read."""
+    rows, bad = read_rows(path)
+    s = summarise(path.parent.name, rows, datetime.combine(day + timedelta(days=1), time(), tz))
+    return balance.Balance(s.consumed_kwh, s.produced_kwh, s.self_consumed_kwh, 1), bad
+
+
+def period_report(
+    args: argparse.Namespace,
+    directory: Path,
+    tz: tzinfo,
+    plt,  # noqa: ANN001 - matplotlib.pyplot or None
+) -> int:
+    """``--from``/``--to``: each house's days and months (exit code as :func:`main`)."""
+    first, last = args.first, args.last
+    days = [first + timedelta(days=k) for k in range((last - first).days + 1)]
+    if args.meter:
+        meters = list(dict.fromkeys(args.meter))
+    else:
+        meters = sorted(d.name for d in directory.glob("*") if d.is_dir())
+    houses: list[tuple[str, list[tuple[date, balance.Balance]]]] = []
+    for meter in meters:
+        found = [d for d in days if (directory / meter / f"{d.isoformat()}.csv").is_file()]
+        if not found:
+            if args.meter:
+                print(f"pvsimd report: no file for {meter} from {first} to {last}", file=sys.stderr)
+            continue
+        if len(found) < len(days):
+            missing = [d for d in days if d not in set(found)]
+            print(
+                f"pvsimd report: {meter}: no file for {len(missing)} of {len(days)} days "
+                f"(the first: {missing[0]})",
+                file=sys.stderr,
+            )
+        balances, unreadable = [], 0
+        for day in found:
+            path = directory / meter / f"{day.isoformat()}.csv"
+            try:
+                b, bad = day_balance(path, day, tz)
+            except OSError as exc:
+                print(f"pvsimd report: cannot read {path}: {exc}", file=sys.stderr)
+                return EX_NOINPUT
+            balances.append((day, b))
+            unreadable += bad
+        if unreadable:
+            print(f"pvsimd report: {meter}: skipped {unreadable} unreadable rows", file=sys.stderr)
+        houses.append((meter, balances))
+    if not houses:
+        print(f"pvsimd report: no CSV files from {first} to {last} in {directory}", file=sys.stderr)
+        return EX_NOINPUT
+    print(f"{first.isoformat()} to {last.isoformat()} ({tz}), {directory}")
+    for meter, balances in houses:
+        print(f"\n{meter}, by day")
+        print(balance.table("day", [(d.isoformat(), b) for d, b in balances]))
+        print(f"\n{meter}, by month")
+        print(balance.table("month", balance.by_month(balances), days=True))
+    if plt is not None:
+        if first == last:
+            day_end = datetime.combine(first + timedelta(days=1), time(), tz)
+            curves = []
+            for meter, _ in houses:
+                rows, _bad = read_rows(directory / meter / f"{first.isoformat()}.csv")
+                curves.append((summarise(meter, rows, day_end), rows))
+            plot(args.plot, first, tz, curves, plt)
+        else:
+            months = [(meter, balance.by_month(balances)) for meter, balances in houses]
+            balance.plot_months(args.plot, months, f"{first} to {last} ({tz})", plt)
         print(f"plot written to {args.plot}")
     return EX_OK
