@@ -113,7 +113,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=("grid", "now"),
         default="grid",
         help="steady: stamp readings on the interval grid as meterd does (default) "
-        "or with the publish time (defeats pvsimd's PV cache)",
+        "or with the publish time (defeats pvsimd's per-timestamp context)",
     )
     ap.add_argument(
         "--broker", default=SYSTEM_BROKER, help=f"broker URL ({SYSTEM_BROKER.replace('%', '%%')})"

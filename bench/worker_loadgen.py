@@ -1,11 +1,12 @@
 """The steady-state load generator: M meters on an interval grid, R readings/s.
 
 Meter i's reading of round n has ts = the start of round n on the interval grid (as
-meterd stamps its drift-free ticks, so meters share timestamps and pvsimd's PV cache
-works as in the field), seq n, and is published at start + (n*M + i)/R: the meters'
-publishes spread evenly over the interval, paced by the monotonic clock.  With
+meterd stamps its drift-free ticks, so meters share timestamps and pvsimd's
+per-timestamp context works as in the field), seq n, and is published at
+start + (n*M + i)/R: the meters' publishes spread evenly over the interval, paced by the
+monotonic clock.  With
 ``--ts now`` each reading is stamped with the current time instead (every timestamp
-distinct: pvsimd's PV cache never hits).
+distinct: pvsimd's per-timestamp context never hits).
 
 For every ``sample_every``-th meter the wall-clock time (time.time()) just before
 basic_publish is recorded; they are written as JSON {"meter:seq": t} to OUT at the end.

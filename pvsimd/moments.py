@@ -18,7 +18,7 @@ from typing import NamedTuple
 from pvsim import wire
 from pvsimd.csv_format import format_local_ts
 
-CACHE_SIZE = 4096  # distinct timestamps remembered (a few hundred bytes each)
+CACHE_SIZE = 16384  # distinct timestamps remembered (about 400 bytes each)
 
 
 class Moment(NamedTuple):

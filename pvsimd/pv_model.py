@@ -25,12 +25,12 @@ all interpolated for the reading's month, day and time of day
 
 Exactly 0 W while the sun is below the horizon; always within 0..peak_power_w, rounded
 to 0.1 W.  With clouds the result never exceeds the clear-sky result for the same
-instant.  Results are cached per timestamp (microsecond), since many meters share them.
+instant.  Nothing is cached here: pvsimd asks once per distinct timestamp
+(:mod:`pvsimd.moments`).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Mapping
@@ -49,7 +49,6 @@ WIND_SPEED = 1.0  # m/s
 INVERTER_ETA_NOMINAL = 0.96
 INVERTER_ETA_REFERENCE = 0.9637
 IAM_B = 0.05
-CACHE_SIZE = 65536
 FAR_KM = 50.0  # a weather file for a place farther from the site gets a warning
 POLAR_CIRCLE = 66.0  # degrees of latitude: closer to the equator every day has some light
 
@@ -107,8 +106,6 @@ class PvSystem:
             raise ValueError(f"unknown clear-sky model {params.clearsky!r}")
         self.params = params
         self.weather = weather
-        self._power_at_us = functools.lru_cache(maxsize=CACHE_SIZE)(self._compute_at_us)
-        self._by_ts: dict[datetime, float] = {}  # the same, by the (shared) datetime object
 
     def warnings(self) -> list[str]:
         """What an operator should hear at start about this configuration."""
@@ -158,13 +155,7 @@ class PvSystem:
         )
 
     def power_w(self, ts: datetime) -> float:
-        power = self._by_ts.get(ts)
-        if power is None:
-            power = self._power_at_us((ts - _EPOCH) // _MICROSECOND)
-            if len(self._by_ts) >= CACHE_SIZE:
-                self._by_ts.clear()
-            self._by_ts[ts] = power
-        return power
+        return self._compute_at_us((ts - _EPOCH) // _MICROSECOND)
 
     def _compute_at_us(self, epoch_us: int) -> float:
         p = self.params

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from pvsim import config as c
 from pvsimd import clearsky, clouds, irradiance
 from pvsimd.cli import main as pvsimd_main
-from pvsimd.pv_model import CACHE_SIZE, PvParameters, PvSystem
+from pvsimd.pv_model import PvParameters, PvSystem
 from pvsimd.settings import SCHEMA
 from pvsimd.solar_position import sun_position
 
@@ -260,18 +260,6 @@ def test_the_zone_of_the_timestamp_does_not_matter(berlin):
 def test_smooth_adjacent_10_second_values_differ_by_less_than_20_w(berlin):
     values = [v for _, v in day_series(berlin, date(2026, 6, 21), 10)]
     assert max(abs(b - a) for a, b in pairwise(values)) < 20.0
-
-
-def test_values_are_cached_per_timestamp(berlin):
-    ts = datetime(2026, 6, 21, 11, 0, 0, 123000, tzinfo=UTC)
-    first = berlin.power_w(ts)
-    for _ in range(5):
-        assert berlin.power_w(ts.astimezone(ZoneInfo("Europe/Berlin"))) == first
-    info = berlin._power_at_us.cache_info()
-    assert (info.misses, info.maxsize) == (1, CACHE_SIZE)  # computed once
-    later = ts + timedelta(seconds=10)
-    assert berlin.power_w(later) != first
-    assert berlin._power_at_us.cache_info().misses == 2
 
 
 @settings(max_examples=300, deadline=None)
