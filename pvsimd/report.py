@@ -32,7 +32,6 @@ the day, 69 without matplotlib, 78 for a bad configuration.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import sys
 from collections.abc import Sequence
@@ -43,22 +42,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from pvsim import config as c
-from pvsimd import balance
+from pvsimd import balance, csv_format
+from pvsimd.csv_format import Row
 from pvsimd.settings import SCHEMA
 
 EX_OK = 0
 EX_NOINPUT = 66
 EX_UNAVAILABLE = 69
 EX_CONFIG = c.EX_CONFIG
-
-
-@dataclass(frozen=True)
-class Row:
-    ts: datetime
-    meter_w: float
-    pv_w: float
-    sum_w: float
-    seq: int | None
 
 
 @dataclass(frozen=True)
@@ -86,26 +77,17 @@ class Summary:
 
 
 def read_rows(path: Path) -> tuple[list[Row], int]:
-    """The rows of a day file, and how many lines could not be read."""
+    """The rows of a day file (:mod:`pvsimd.csv_format`), and how many lines could not
+    be read."""
     rows: list[Row] = []
     bad = 0
-    with open(path, newline="", encoding="utf-8") as fh:
-        for record in csv.DictReader(fh):
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if csv_format.is_header(line) or not line.strip():
+                continue
             try:
-                ts = datetime.fromisoformat(record["timestamp"])
-                if ts.tzinfo is None:
-                    raise ValueError("timestamp without offset")
-                seq_text = (record.get("seq") or "").strip()
-                rows.append(
-                    Row(
-                        ts,
-                        float(record["meter_w"]),
-                        float(record["pv_w"]),
-                        float(record["sum_w"]),
-                        int(seq_text) if seq_text else None,
-                    )
-                )
-            except (KeyError, TypeError, ValueError):
+                rows.append(csv_format.parse_row(line))
+            except ValueError:
                 bad += 1
     return rows, bad
 

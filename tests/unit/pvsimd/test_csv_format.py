@@ -1,5 +1,5 @@
 """The CSV format: one module formats and parses rows, and a column added there flows
-through the day files and the journal's replay — rows acknowledged before the upgrade
+through the day files, the journal's replay and the report — rows acknowledged before the upgrade
 and still in the journal reach their day files after it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from pvsim import wire
-from pvsimd import csv_format
+from pvsimd import csv_format, report
 from tests.unit.pvsimd.harness import SiteDayFiles
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -119,3 +119,8 @@ def test_acknowledged_journal_rows_survive_a_column_added_by_an_upgrade(tmp_path
     assert c == ["timestamp,meter_id,meter_w,pv_w,sum_w,seq,kc", c[1]]
     assert csv_format.parse_row(c[1]).extra == {"kc": "1.00"}
     assert (directory / ".journal").read_bytes() == b""
+    # and the report reads old and new rows alike
+    rows, bad = report.read_rows(directory / "house-a/2026-11-24.csv")
+    assert (len(rows), bad) == (5, 0)
+    summary = report.summarise("house-a", rows)
+    assert summary.rows == 5 and summary.missing_seq == 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pvsimd import cli, report
+from pvsimd import cli, csv_format, report
 
 HEADER = "timestamp,meter_id,meter_w,pv_w,sum_w,seq\n"
 
@@ -102,7 +102,7 @@ def test_unreadable_rows_are_counted_and_skipped(tmp_path):
 
 
 def test_one_row_has_no_interval_and_no_energy():
-    row = report.Row(datetime(2026, 6, 21, tzinfo=UTC), 500.0, 0.0, 500.0, 3)
+    row = csv_format.Row(datetime(2026, 6, 21, tzinfo=UTC), "h", 500.0, 0.0, 500.0, 3)
     s = report.summarise("h", [row])
     assert (s.rows, s.interval_s, s.consumed_kwh, s.missing_time) == (1, None, 0.0, 0)
     assert report.summarise("h", []).rows == 0
