@@ -1,6 +1,6 @@
 """The CSV format: one module formats and parses rows, and a column added there flows
-through the day files, the journal's replay and the report — rows acknowledged before the upgrade
-and still in the journal reach their day files after it."""
+through the day files, the journal's replay and the report — rows acknowledged before
+the upgrade and still in the journal reach their day files after it."""
 
 from __future__ import annotations
 
