@@ -637,4 +637,7 @@ def default_of(schema_module: str, section: str, key: str) -> str:
     """A config key's default in the snapshot's schema (e.g. pvsimd.settings)."""
     import importlib
 
-    return importlib.import_module(schema_module).SCHEMA[section][key].default
+    schema = importlib.import_module(schema_module).SCHEMA
+    if isinstance(schema, dict):  # a snapshot from before the typed config
+        return schema[section][key].default
+    return schema.sections()[section].options()[key].default

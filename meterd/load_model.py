@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from meterd.household import Household, seed_int, unit_hash
+
+if TYPE_CHECKING:
+    from meterd.settings import MeterSettings
 
 MIN_W = 0.0
 MAX_W = 9000.0
@@ -68,26 +70,20 @@ class Uniform:
         return round(MAX_W * unit_hash(self.key, (ts - _EPOCH) // _ONE_US), 1)
 
 
-def build(meter: Mapping[str, Any]) -> LoadModel:
+def build(meter: MeterSettings) -> LoadModel:
     """The load model the ``[meter]`` section asks for.
 
     An empty seed gives ``random_walk`` and ``uniform`` a fresh random seed at every
     start; a ``household`` without a seed is determined by its meter id alone, so the
     house stays the same across restarts and replays.
     """
-    profile = meter.get("profile", "household")
-    seed = meter.get("seed")
-    if profile == "household":
-        return Household(
-            meter["id"],
-            seed,
-            annual_kwh=meter.get("annual_kwh", 3500.0),
-            timezone=meter.get("timezone", "Europe/Berlin"),
-        )
+    seed = meter.seed
+    if meter.profile == "household":
+        return Household(meter.id, seed, annual_kwh=meter.annual_kwh, timezone=meter.timezone)
     if seed is None:
         seed = int.from_bytes(os.urandom(8), "big")
-    if profile == "random_walk":
-        return RandomWalk(random.Random(seed), max_step_w=meter.get("max_step", 300.0))
-    if profile == "uniform":
-        return Uniform(meter["id"], seed)
-    raise ValueError(f"unknown load profile {profile!r}")
+    if meter.profile == "random_walk":
+        return RandomWalk(random.Random(seed), max_step_w=meter.max_step)
+    if meter.profile == "uniform":
+        return Uniform(meter.id, seed)
+    raise ValueError(f"unknown load profile {meter.profile!r}")

@@ -37,23 +37,23 @@ class MeterDaemon(Daemon):
 
     def __init__(self, *args: object, **kwargs: object):
         super().__init__(*args, **kwargs)
-        meter = self.config["meter"]
+        meter = self.config.meter
         period = getattr(self.args, "replay", None)
         if getattr(self.args, "speed", None) is not None and period is None:
             raise StartupError("--speed needs --replay START END", replay.EX_USAGE)
-        self.meter_id: str = meter["id"]
-        self.state_dir = meter["state_directory"] / self.meter_id
-        spool = self.config["spool"]
+        self.meter_id: str = meter.id
+        self.state_dir = meter.state_directory / self.meter_id
+        spool = self.config.spool
         self.spool = Spool(
             self.state_dir / "spool",
-            fsync=spool["fsync"],
-            max_bytes=spool["max_bytes"],
+            fsync=spool.fsync,
+            max_bytes=spool.max_bytes,
             # replayed readings are old by design: max_age would drop them at once
-            max_age=spool["max_age"] if period is None else None,
+            max_age=spool.max_age if period is None else None,
         )
         self.sampler = Sampler(
             self.meter_id,
-            Schedule.every(meter["interval"]),
+            Schedule.every(meter.interval),
             load_model.build(meter),
             self.spool,
             on_recorded=self._on_recorded,
@@ -65,7 +65,7 @@ class MeterDaemon(Daemon):
                 *period,
                 speed=self.args.speed,
                 backlog_limit=replay.max_backlog(
-                    self.config["broker"]["publish_window"], spool["max_bytes"]
+                    self.config.broker.publish_window, spool.max_bytes
                 ),
             )
         self.published = 0
@@ -88,7 +88,7 @@ class MeterDaemon(Daemon):
                 self.meter_id,
                 self.replay.describe(),
                 self.replay.total,
-                self.config["meter"]["interval"],
+                self.config.meter.interval,
                 self.spool.next_seq,
             )
             self.replay.start(self.signals.stop)
@@ -96,7 +96,7 @@ class MeterDaemon(Daemon):
         log.info(
             "meter %s: sampling every %g s, next seq %d",
             self.meter_id,
-            self.config["meter"]["interval"],
+            self.config.meter.interval,
             self.spool.next_seq,
         )
         self.sampler.start(self.signals.stop)
@@ -106,7 +106,7 @@ class MeterDaemon(Daemon):
             self.broker,
             self.meter_id,
             self.spool,
-            self.config["broker"]["publish_window"],
+            self.config.broker.publish_window,
             tick=self._tick,
             on_confirmed=self._on_confirmed,
             tick_interval=TICK_S,
@@ -129,7 +129,7 @@ class MeterDaemon(Daemon):
                     self.replay.total,
                 )
         publisher = self.publisher
-        timeout = self.config["broker"]["drain_timeout"]
+        timeout = self.config.broker.drain_timeout
         if publisher is None or not publisher.is_ready or self.spool.backlog == 0 or timeout == 0:
             return
         log.info("publishing the last %d readings (up to %g s)", self.spool.backlog, timeout)

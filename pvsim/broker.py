@@ -17,7 +17,6 @@ import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pika
@@ -30,37 +29,6 @@ DEFAULT_URL = "amqp://guest:guest@localhost:5672/%2F"
 _NAME = c.pattern(r"[A-Za-z0-9_.:-]{1,255}", "1-255 letters, digits, '.', '_', ':' or '-'")
 
 
-def schema(**extra: c.Option) -> dict[str, c.Option]:
-    """The ``[broker]`` section; daemons add their own keys (e.g. ``queue``)."""
-    return {
-        "url": c.Option(c.url("amqp", "amqps"), DEFAULT_URL, "broker URL, amqp:// or amqps://"),
-        "exchange": c.Option(
-            _NAME, topology.DEFAULT_EXCHANGE, "durable topic exchange of readings"
-        ),
-        "heartbeat": c.Option(c.integer(0, 600), "30", "AMQP heartbeat in seconds (0: off)"),
-        "connect_timeout": c.Option(c.number(above=0), "10", "seconds to open a connection"),
-        "blocked_timeout": c.Option(
-            c.number(above=0), "60", "seconds a connection may stay blocked before reconnecting"
-        ),
-        "retry_initial": c.Option(c.number(above=0), "1", "first reconnect delay, seconds"),
-        "retry_max": c.Option(c.number(above=0), "30", "longest reconnect delay, seconds"),
-        "ca_file": c.Option(
-            c.optional(c.path), "", "amqps://: CA certificates (PEM) to verify the broker with"
-        ),
-        "cert_file": c.Option(c.optional(c.path), "", "amqps://: client certificate (PEM)"),
-        "key_file": c.Option(
-            c.optional(c.path), "", "amqps://: private key of cert_file (PEM, mode 0640 at most)"
-        ),
-        "password_file": c.Option(
-            c.optional(c.path), "", "file holding the broker password (overrides the URL's)"
-        ),
-        "allow_plaintext": c.Option(
-            c.boolean, "no", "allow amqp:// (no TLS) to a host other than this machine"
-        ),
-        **extra,
-    }
-
-
 #: systemd credential (LoadCredential=broker-password:...) read when no password_file is set
 CREDENTIAL_NAME = "broker-password"
 #: permission bits a file holding a secret must not have: anything beyond 0640
@@ -70,24 +38,52 @@ LOOSE_BITS = 0o137
 queue_name = _NAME
 
 
-@dataclass(frozen=True)
-class BrokerSettings:
-    url: str
-    exchange: str
-    heartbeat: int
-    connect_timeout: float
-    blocked_timeout: float
-    retry_initial: float
-    retry_max: float
-    ca_file: Path | None = None
-    cert_file: Path | None = None
-    key_file: Path | None = None
-    password_file: Path | None = None
-    allow_plaintext: bool = False
+@dataclass(frozen=True, kw_only=True)
+class BrokerSettings(c.Section):
+    """The ``[broker]`` section both daemons share (each adds keys of its own), and what
+    follows from it: pika's parameters, the password, TLS."""
 
-    @classmethod
-    def from_section(cls, section: dict[str, Any]) -> BrokerSettings:
-        return cls(**{k: section[k] for k in cls.__dataclass_fields__ if k in section})
+    url: str = c.key(
+        c.url("amqp", "amqps"),
+        DEFAULT_URL,
+        "broker URL: `amqps://` (TLS), or `amqp://` to this machine; a file whose URL holds "
+        "a password must be mode 0640 at most",
+    )
+    exchange: str = c.key(_NAME, topology.DEFAULT_EXCHANGE, "durable topic exchange of readings")
+    heartbeat: int = c.key(c.integer(0, 600), "30", "AMQP heartbeat in seconds (0: off)")
+    connect_timeout: float = c.key(c.number(above=0), "10", "seconds to open a connection")
+    blocked_timeout: float = c.key(
+        c.number(above=0), "60", "seconds a connection may stay blocked before reconnecting"
+    )
+    retry_initial: float = c.key(c.number(above=0), "1", "first reconnect delay, seconds")
+    retry_max: float = c.key(c.number(above=0), "30", "longest reconnect delay, seconds")
+    ca_file: Path | None = c.key(
+        c.optional(c.path),
+        "",
+        "`amqps://`: CA certificates (PEM) the broker's certificate must chain to (empty: "
+        "the system's); the host name is always checked",
+    )
+    cert_file: Path | None = c.key(
+        c.optional(c.path),
+        "",
+        "`amqps://`: client certificate (PEM), for a broker that asks for one",
+    )
+    key_file: Path | None = c.key(
+        c.optional(c.path),
+        "",
+        "`amqps://`: the client certificate's private key (PEM, mode 0640 at most)",
+    )
+    password_file: Path | None = c.key(
+        c.optional(c.path),
+        "",
+        "file holding the broker password (mode 0640 at most); overrides the URL's; unset: "
+        "the systemd credential `broker-password` if there is one, else the URL's",
+    )
+    allow_plaintext: bool = c.key(
+        c.boolean,
+        "no",
+        "allow `amqp://` (no TLS) to a host that is not this machine; logs a WARNING at start",
+    )
 
     @functools.cached_property
     def username(self) -> str:
@@ -198,9 +194,8 @@ def _loose(path: Path) -> str | None:
 
 def check(config: c.Config) -> None:
     """Security checks of the ``[broker]`` section; raises ConfigError (see module doc)."""
-    section = config["broker"]
-    url = section["url"]
-    parts = urlsplit(url)
+    section: BrokerSettings = config.broker
+    parts = urlsplit(section.url)
 
     def error(key: str, problem: str, file: str | Path | None = None) -> c.ConfigError:
         return c.ConfigError(file or config.source("broker", key), "broker", key, problem)
@@ -208,7 +203,7 @@ def check(config: c.Config) -> None:
     if (
         parts.scheme == "amqp"
         and not is_loopback(parts.hostname)
-        and not section.get("allow_plaintext", False)
+        and not section.allow_plaintext
     ):
         raise error(
             "url",
@@ -225,7 +220,7 @@ def check(config: c.Config) -> None:
                 "chmod 0640 or tighter, or move the password to password_file",
                 path,
             )
-    password_file = section.get("password_file")
+    password_file = section.password_file
     if password_file is not None:
         _check_secret_file(password_file, config.source("broker", "password_file"), "password_file")
         try:
@@ -234,13 +229,13 @@ def check(config: c.Config) -> None:
             raise error("password_file", f"{password_file} is empty") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise error("password_file", f"cannot read {password_file}: {_why(exc)}") from None
-    tls_keys = [k for k in ("ca_file", "cert_file", "key_file") if section.get(k) is not None]
+    tls_keys = [k for k in ("ca_file", "cert_file", "key_file") if getattr(section, k)]
     if tls_keys and parts.scheme != "amqps":
         raise error(tls_keys[0], "is only used with amqps:// URLs (TLS)")
-    if section.get("key_file") is not None and section.get("cert_file") is None:
+    if section.key_file is not None and section.cert_file is None:
         raise error("key_file", "needs cert_file (the client certificate it belongs to)")
     for key in ("ca_file", "cert_file", "key_file"):
-        path = section.get(key)
+        path = getattr(section, key)
         if path is None:
             continue
         if not os.path.isfile(path):
@@ -249,16 +244,15 @@ def check(config: c.Config) -> None:
             _check_secret_file(path, config.source("broker", key), key)
     if parts.scheme == "amqps":
         try:
-            BrokerSettings.from_section(section).ssl_context()
+            section.ssl_context()
         except (OSError, ssl.SSLError) as exc:
-            key = "cert_file" if section.get("cert_file") is not None else "ca_file"
+            key = "cert_file" if section.cert_file is not None else "ca_file"
             raise error(key, f"cannot load the TLS files: {_why(exc)}") from None
 
 
 def warnings(config: c.Config) -> list[str]:
     """What a daemon logs as WARNING at start (allow_plaintext in use)."""
-    section = config["broker"]
-    parts = urlsplit(section["url"])
+    parts = urlsplit(config.broker.url)
     if parts.scheme == "amqp" and not is_loopback(parts.hostname):
         return [
             f"[broker] allow_plaintext = yes: the password and the readings travel "

@@ -5,6 +5,11 @@ order.  Every key of every file is checked: unknown sections and keys are errors
 each error names the file that set the offending value.  A bad configuration raises
 :class:`ConfigError`, whose ``str()`` is the one line the daemons print before exiting
 with :data:`EX_CONFIG`.
+
+The schema is typed: each section is a frozen dataclass (:class:`Section`) whose fields
+are declared with :func:`key` — parser, default and meaning in one place — and a
+daemon's :class:`Config` subclass has one field per section, so the daemons read
+``config.site.latitude``, never a string key.
 """
 
 from __future__ import annotations
@@ -12,16 +17,18 @@ from __future__ import annotations
 import configparser
 import math
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 EX_CONFIG = 78  # sysexits.h: configuration error
 
 Parser = Callable[[str], Any]
+C = TypeVar("C", bound="Config")
 
 
 class ConfigError(Exception):
@@ -45,7 +52,9 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class Option:
-    """One key of the schema: how to parse it, and its default (None: required)."""
+    """One key: how to parse it, its default as written in an INI file (None: required),
+    and what it means — the text of the README's configuration tables, which a test
+    compares with it."""
 
     parse: Parser
     default: str | None = None
@@ -56,23 +65,52 @@ class Option:
         return self.default is None
 
 
-Schema = dict[str, dict[str, Option]]
+def key(parse: Parser, default: str | None = None, doc: str = "") -> Any:
+    """A field of a :class:`Section`: the key's :class:`Option`, and its parsed default
+    as the field's default (so code and tests can build a section with a few keys)."""
+    metadata = {"option": Option(parse, default, doc)}
+    if default is None:
+        return field(metadata=metadata)
+    value = parse(default)
+    if isinstance(value, list | dict | set):
+        return field(default_factory=lambda: parse(default), metadata=metadata)
+    return field(default=value, metadata=metadata)
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
+class Section:
+    """A config section: a frozen dataclass whose fields are :func:`key`\\ s."""
+
+    @classmethod
+    def options(cls) -> dict[str, Option]:
+        return {f.name: f.metadata["option"] for f in fields(cls) if "option" in f.metadata}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
-    """Validated values by section and key, and where each came from."""
+    """A daemon's validated configuration: subclasses declare one field per section (a
+    :class:`Section` subclass, named like the INI section); ``files`` and ``sources`` say
+    where the values came from."""
 
-    values: dict[str, dict[str, Any]]
-    files: list[Path]
-    sources: dict[tuple[str, str], str] = field(default_factory=dict)
+    files: tuple[Path, ...] = ()
+    sources: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
-    def __getitem__(self, section: str) -> dict[str, Any]:
-        return self.values[section]
+    @classmethod
+    def sections(cls) -> dict[str, type[Section]]:
+        hints = typing.get_type_hints(cls)
+        return {f.name: hints[f.name] for f in fields(cls) if f.name not in _CONFIG_FIELDS}
 
     def source(self, section: str, key: str) -> str:
         """The file that set section.key (``default`` when nothing did)."""
         return self.sources.get((section, key), "default")
+
+    def get(self, section: str, key: str) -> Any:
+        """The value of section.key (for code that walks the schema)."""
+        return getattr(getattr(self, section), key)
+
+
+_CONFIG_FIELDS = {"files", "sources"}
+Schema = type[Config]
 
 
 def dropin_dir(main: Path) -> Path:
@@ -132,28 +170,30 @@ def read_values(path: str | Path) -> dict[tuple[str, str], str]:
     return {(s, k): v for s in parser.sections() for k, v in parser.items(s)}
 
 
-def load(main: str | Path, schema: Schema) -> Config:
+def load(main: str | Path, schema: type[C]) -> C:
     """Read ``main`` and its drop-ins, check them against ``schema``, return the values."""
     main = Path(main)
     files = config_files(main)
+    sections = schema.sections()
     raw: dict[tuple[str, str], tuple[str, str]] = {}  # (section, key) -> (value, file)
     for path in files:
         parser = _read_one(path)
         for section in parser.sections():
-            if section not in schema:
-                known = ", ".join(f"[{s}]" for s in schema)
+            if section not in sections:
+                known = ", ".join(f"[{s}]" for s in sections)
                 raise ConfigError(path, section, None, f"unknown section (known: {known})")
+            options = sections[section].options()
             for key, value in parser.items(section):
-                if key not in schema[section]:
-                    known = ", ".join(schema[section])
+                if key not in options:
+                    known = ", ".join(options)
                     raise ConfigError(path, section, key, f"unknown key (known: {known})")
                 raw[(section, key)] = (value, str(path))
 
-    values: dict[str, dict[str, Any]] = {}
+    values: dict[str, Section] = {}
     sources: dict[tuple[str, str], str] = {}
-    for section, options in schema.items():
-        values[section] = {}
-        for key, option in options.items():
+    for section, section_cls in sections.items():
+        parsed: dict[str, Any] = {}
+        for key, option in section_cls.options().items():
             if (section, key) in raw:
                 text, source = raw[(section, key)]
                 sources[(section, key)] = source
@@ -162,10 +202,11 @@ def load(main: str | Path, schema: Schema) -> Config:
             else:
                 text, source = option.default, f"default of [{section}] {key}"
             try:
-                values[section][key] = option.parse(text.strip())
+                parsed[key] = option.parse(text.strip())
             except ValueError as exc:
                 raise ConfigError(source, section, key, str(exc)) from None
-    return Config(values=values, files=files, sources=sources)
+        values[section] = section_cls(**parsed)
+    return schema(files=tuple(files), sources=sources, **values)
 
 
 # --- value parsers: each takes the raw text and returns a value or raises ValueError ---
@@ -333,6 +374,6 @@ def optional(parse: Parser) -> Parser:
 
 def describe(schema: Schema) -> Iterable[tuple[str, str, Option]]:
     """All (section, key, option) of a schema, in schema order."""
-    for section, options in schema.items():
-        for key, option in options.items():
+    for section, section_cls in schema.sections().items():
+        for key, option in section_cls.options().items():
             yield section, key, option

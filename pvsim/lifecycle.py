@@ -22,6 +22,8 @@ import sys
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import ClassVar
 
 from pvsim import __version__, broker
@@ -41,18 +43,21 @@ EX_CONFIG = c.EX_CONFIG
 log = logging.getLogger("pvsim.lifecycle")
 
 
-def logging_schema() -> dict[str, c.Option]:
-    return {
-        "level": c.Option(c.choice(*pvlog.LEVELS), "info", "least severe level logged"),
-        "file": c.Option(
-            c.optional(c.path), "", "also log to this file (for hosts without journald)"
-        ),
-    }
+@dataclass(frozen=True, kw_only=True)
+class LoggingSettings(c.Section):
+    """The ``[logging]`` section of both daemons."""
+
+    level: str = c.key(
+        c.choice(*pvlog.LEVELS), "info", "`debug`, `info`, `warning` or `error`"
+    )
+    file: Path | None = c.key(
+        c.optional(c.path), "", "also log to this file (for hosts without journald)"
+    )
 
 
 def check_config(daemon_cls: type[Daemon], config: c.Config) -> None:
     """The checks beyond single keys: the broker's security rules, then the daemon's own."""
-    if "broker" in config.values:
+    if "broker" in config.sections():
         broker.check(config)
     daemon_cls.check(config)
 
@@ -89,7 +94,7 @@ class Daemon(ABC):
         self.args = args
         self.config_path = config.files[0]
         self._last_status = float("-inf")
-        self.broker = broker.BrokerSettings.from_section(config["broker"])
+        self.broker: broker.BrokerSettings = config.broker
         self.sessions: SessionLoop = SessionLoop(
             self.broker,
             signals.stop,
@@ -146,7 +151,7 @@ class Daemon(ABC):
 
     def apply(self, config: c.Config) -> None:
         """Apply the live keys of a reloaded config (the logging level by default)."""
-        pvlog.set_level(config["logging"]["level"])
+        pvlog.set_level(config.logging.level)
 
     # --- shared behaviour --------------------------------------------------------------
 
@@ -171,8 +176,7 @@ class Daemon(ABC):
             self.notifier.ready(self.status())
             return
         for section, key, _option in c.describe(self.schema):
-            old_value, new_value = self.config[section][key], new[section][key]
-            if old_value == new_value:
+            if self.config.get(section, key) == new.get(section, key):
                 continue
             if (section, key) in self.live_keys:
                 log.info("reload: [%s] %s changed, applied", section, key)
@@ -182,7 +186,8 @@ class Daemon(ABC):
                 )
         self.apply(new)
         for section, key in self.live_keys:
-            self.config[section][key] = new[section][key]
+            applied = replace(getattr(self.config, section), **{key: new.get(section, key)})
+            self.config = replace(self.config, **{section: applied})
         log.info("configuration reloaded from %s", ", ".join(map(str, new.files)))
         self.notifier.ready(self.status())
 
@@ -247,11 +252,11 @@ def main(daemon_cls: type[Daemon], argv: Sequence[str] | None = None) -> int:
         return EX_OK
 
     try:
-        pvlog.setup(config["logging"]["level"], config["logging"]["file"])
+        pvlog.setup(config.logging.level, config.logging.file)
     except OSError as exc:
         _fatal(f"{name}: cannot open log file: {exc}")
         return EX_CANTCREAT
-    if "broker" in config.values:
+    if "broker" in config.sections():
         for line in broker.warnings(config):
             log.warning("%s", line)
     signals = Signals()

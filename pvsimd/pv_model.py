@@ -33,14 +33,16 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pvsimd import clearsky, clouds, irradiance
 from pvsimd.solar_position import SolarPosition, sun_position
 from pvsimd.weather_year import WeatherYear
+
+if TYPE_CHECKING:
+    from pvsimd.settings import PvSettings, SiteSettings
 
 GAMMA_PDC = -0.004  # 1/°C: crystalline silicon
 FAIMAN_U0 = 25.0  # W/(m² K)
@@ -132,26 +134,26 @@ class PvSystem:
         return lines
 
     @classmethod
-    def from_config(cls, site: Mapping[str, Any], pv: Mapping[str, Any]) -> PvSystem:
+    def from_config(cls, site: SiteSettings, pv: PvSettings) -> PvSystem:
         """From pvsimd's validated ``[site]`` and ``[pv]`` sections."""
         return cls(
             PvParameters(
-                latitude=site["latitude"],
-                longitude=site["longitude"],
-                altitude=site["altitude"],
-                peak_power_w=pv["peak_power_w"],
-                dc_ac_ratio=pv["dc_ac_ratio"],
-                tilt=pv["tilt"],
-                azimuth=pv["azimuth"],
-                losses=pv["losses"],
-                clearsky=pv["clearsky"],
-                linke_turbidity=pv["linke_turbidity"],
-                albedo=pv["albedo"],
-                ambient_temperature=pv["ambient_temperature"],
-                clouds=pv["clouds"] == "on",
-                seed=pv["seed"],
+                latitude=site.latitude,
+                longitude=site.longitude,
+                altitude=site.altitude,
+                peak_power_w=pv.peak_power_w,
+                dc_ac_ratio=pv.dc_ac_ratio,
+                tilt=pv.tilt,
+                azimuth=pv.azimuth,
+                losses=pv.losses,
+                clearsky=pv.clearsky,
+                linke_turbidity=pv.linke_turbidity,
+                albedo=pv.albedo,
+                ambient_temperature=pv.ambient_temperature,
+                clouds=pv.clouds == "on",
+                seed=pv.seed,
             ),
-            pv.get("weather"),
+            pv.weather,
         )
 
     def power_w(self, ts: datetime) -> float:

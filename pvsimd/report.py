@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo
 from pvsim import config as c
 from pvsimd import balance, csv_format
 from pvsimd.csv_format import Row
-from pvsimd.settings import SCHEMA
+from pvsimd.settings import PvSettings, PvsimdConfig
 
 EX_OK = 0
 EX_NOINPUT = 66
@@ -294,10 +294,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def config_schema() -> c.Schema:
+@dataclass(frozen=True, kw_only=True)
+class _PvSettingsUnread(PvSettings):
+    weather: str = c.key(c.string, "", "the weather file's path, not read by the report")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportConfig(PvsimdConfig):
     """pvsimd's schema with ``[pv] weather`` taken as it is: the report needs the output
     directory and the timezone, not the weather file (nor read access to it)."""
-    return {**SCHEMA, "pv": {**SCHEMA["pv"], "weather": c.Option(c.string, "")}}
+
+    pv: _PvSettingsUnread
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -316,11 +323,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         p.error("--timezone goes with --directory (otherwise it comes from the config)")
     else:
         try:
-            config = c.load(args.config, config_schema())
+            config = c.load(args.config, ReportConfig)
         except c.ConfigError as exc:
             print(f"pvsimd report: {exc}", file=sys.stderr)
             return EX_CONFIG
-        tz, directory = config["site"]["timezone"], config["output"]["directory"]
+        tz, directory = config.site.timezone, config.output.directory
     plt = None
     if args.plot is not None:
         plt = load_pyplot()

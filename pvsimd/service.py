@@ -25,12 +25,10 @@ from datetime import datetime
 
 from pika.spec import Basic, BasicProperties
 
-from pvsim import config as c
 from pvsim import wire
 from pvsim.lifecycle import Daemon, StartupError
 from pvsim.reconnect import ConnectionLost
 from pvsim.session_loop import format_time
-from pvsim.topology import Topology
 from pvsimd.acks import Ack, AckRecord, SyncToken
 from pvsimd.consumer import Consumer
 from pvsimd.day_files import DayFiles
@@ -38,7 +36,7 @@ from pvsimd.moments import Moments
 from pvsimd.open_files import descriptor_budget
 from pvsimd.pv_model import PvSystem
 from pvsimd.senders import SenderCheck
-from pvsimd.settings import SCHEMA
+from pvsimd.settings import SCHEMA, PvsimdConfig
 from pvsimd.stats import ReadingStats
 from pvsimd.syncer import Syncer
 
@@ -72,32 +70,28 @@ class PvSimDaemon(Daemon):
 
     def __init__(self, *args: object, **kwargs: object):
         super().__init__(*args, **kwargs)
-        site, output, broker = self.config["site"], self.config["output"], self.config["broker"]
-        self.topology = Topology(
-            exchange=broker["exchange"],
-            queue=broker["queue"],
-            dead_letter_queue=broker["dead_letter_queue"],
-            delivery_limit=broker["delivery_limit"],
-        )
-        security = self.config["security"]
-        self.senders = SenderCheck(security["sender_map"]) if security["verify_sender"] else None
-        self.pv = PvSystem.from_config(site, self.config["pv"])
+        config: PvsimdConfig = self.config
+        site, output = config.site, config.output
+        self.topology = config.broker.topology
+        security = config.security
+        self.senders = SenderCheck(security.sender_map) if security.verify_sender else None
+        self.pv = PvSystem.from_config(site, config.pv)
         for line in self.pv.warnings():
             log.warning("%s", line)
         if self.pv.weather is not None:
             log.info("PV in the weather of %s", self.pv.weather.describe())
-        self.moments = Moments(site["timezone"], self.pv.power_w)
+        self.moments = Moments(site.timezone, self.pv.power_w)
         self.files = DayFiles(
-            output["directory"],
-            fsync=output["fsync"],
-            max_open=descriptor_budget(output["max_open_files"]),
+            output.directory,
+            fsync=output.fsync,
+            max_open=descriptor_budget(output.max_open_files),
             journal=True,
         )
-        self.flush_interval: float = output["flush_interval"]
+        self.flush_interval: float = output.flush_interval
         self.record: AckRecord[Delivery] = AckRecord(
-            ack_batch(broker["prefetch"]), STORAGE_RETRY_S
+            ack_batch(config.broker.prefetch), STORAGE_RETRY_S
         )
-        self.stats = ReadingStats(site["timezone"])
+        self.stats = ReadingStats(site.timezone)
         self.syncer: Syncer[SyncRequest] | None = None  # fsync = batch: started by connect()
         self._draining = False
         self._last_commit = time.monotonic()
@@ -108,12 +102,11 @@ class PvSimDaemon(Daemon):
         return self.sessions.session
 
     @classmethod
-    def describe_config(cls, config: c.Config) -> list[str]:
-        pv = PvSystem.from_config(config["site"], config["pv"])
+    def describe_config(cls, config: PvsimdConfig) -> list[str]:
+        pv = PvSystem.from_config(config.site, config.pv)
         if pv.weather is None:
             return []
-        site = config["site"]
-        distance = pv.weather.distance_km(site["latitude"], site["longitude"])
+        distance = pv.weather.distance_km(config.site.latitude, config.site.longitude)
         return [f"weather file {pv.weather.describe()}, {distance:.0f} km from [site]"] + [
             f"warning: {line}" for line in pv.warnings()
         ]
@@ -155,7 +148,7 @@ class PvSimDaemon(Daemon):
         consumer = Consumer(
             self.broker,
             self.topology,
-            self.config["broker"]["prefetch"],
+            self.config.broker.prefetch,
             self.handle,
             tick=self._tick,
             tick_interval=min(self.flush_interval, 0.1),

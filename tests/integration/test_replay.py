@@ -53,7 +53,7 @@ def test_replay_of_a_day_writes_every_tick_with_the_models_values(site):
     expected = [DAY + timedelta(seconds=10 * i) for i in range(8640)]
     assert [datetime.fromisoformat(r["timestamp"]) for r in rows] == expected
 
-    model = load_model.build(c.load(config, SCHEMA)["meter"])  # a pure function of ts
+    model = load_model.build(c.load(config, SCHEMA).meter)  # a pure function of ts
     for row, ts in zip(rows, expected, strict=True):
         assert Decimal(row["meter_w"]) == Decimal(f"{model.power_w(ts):.1f}"), row
     assert "Traceback" not in meter.log() + pvsimd.log()

@@ -87,7 +87,9 @@ def test_walk_stays_in_bounds_and_continuous_for_any_seed(seed, max_step, start)
 
 
 def _meter(**keys):  # noqa: ANN202
-    return {"id": "house-a", "seed": None, "max_step": 300.0, **keys}
+    from meterd.settings import MeterSettings
+
+    return MeterSettings(**{"id": "house-a", "seed": None, "max_step": 300.0, **keys})
 
 
 def test_build_picks_the_profile():

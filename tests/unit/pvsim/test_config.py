@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -46,24 +47,24 @@ def assert_one_line(err: c.ConfigError, *parts: str) -> None:
 
 def test_shipped_meterd_config_loads():
     config = c.load(METERD_INI, METERD)
-    assert config["meter"]["id"] == "house-a"
-    assert config["meter"]["interval"] == 10.0
-    assert config["meter"]["seed"] is None
-    assert config["broker"]["url"].startswith("amqp://")
-    assert config["spool"]["fsync"] is True
+    assert config.meter.id == "house-a"
+    assert config.meter.interval == 10.0
+    assert config.meter.seed is None
+    assert config.broker.url.startswith("amqp://")
+    assert config.spool.fsync is True
 
 
 def test_shipped_pvsimd_config_loads():
     config = c.load(PVSIMD_INI, PVSIMD)
-    assert config["site"]["latitude"] == 52.52
-    assert config["site"]["timezone"] == ZoneInfo("Europe/Berlin")
-    assert config["output"]["fsync"] == "batch"
-    assert config["output"]["max_open_files"] == 16384
+    assert config.site.latitude == 52.52
+    assert config.site.timezone == ZoneInfo("Europe/Berlin")
+    assert config.output.fsync == "batch"
+    assert config.output.max_open_files == 16384
 
 
 def test_meterd_defaults_fill_every_key_not_set(tmp_path):
     config = c.load(write(tmp_path / "m.ini", METERD_MIN), METERD)
-    assert config["meter"] == {
+    assert asdict(config.meter) == {
         "id": "house-a",
         "interval": 10.0,
         "profile": "household",
@@ -73,24 +74,28 @@ def test_meterd_defaults_fill_every_key_not_set(tmp_path):
         "seed": None,
         "state_directory": Path("/var/lib/meterd"),
     }
-    assert config["broker"]["url"] == "amqp://guest:guest@localhost:5672/%2F"
-    assert config["broker"]["exchange"] == "meter.readings"
-    assert config["broker"]["heartbeat"] == 30
-    assert config["broker"]["publish_window"] == 1000
-    assert config["spool"] == {"fsync": True, "max_bytes": 32 * 1024**2, "max_age": 7 * 86400.0}
-    assert config["logging"] == {"level": "info", "file": None}
+    assert config.broker.url == "amqp://guest:guest@localhost:5672/%2F"
+    assert config.broker.exchange == "meter.readings"
+    assert config.broker.heartbeat == 30
+    assert config.broker.publish_window == 1000
+    assert asdict(config.spool) == {
+        "fsync": True,
+        "max_bytes": 32 * 1024**2,
+        "max_age": 7 * 86400.0,
+    }
+    assert asdict(config.logging) == {"level": "info", "file": None}
     assert config.source("meter", "id") == str(tmp_path / "m.ini")
     assert config.source("meter", "interval") == "default"
 
 
 def test_pvsimd_defaults_fill_every_key_not_set(tmp_path):
     config = c.load(write(tmp_path / "p.ini", PVSIMD_MIN), PVSIMD)
-    assert config["site"]["timezone"] == ZoneInfo("UTC")
-    assert config["broker"]["queue"] == "pvsimd.readings"
-    assert config["broker"]["prefetch"] == 1000
-    assert config["broker"]["dead_letter_queue"] == "pvsimd.readings.invalid"
-    assert config["broker"]["delivery_limit"] == 20
-    assert config["output"] == {
+    assert config.site.timezone == ZoneInfo("UTC")
+    assert config.broker.queue == "pvsimd.readings"
+    assert config.broker.prefetch == 1000
+    assert config.broker.dead_letter_queue == "pvsimd.readings.invalid"
+    assert config.broker.delivery_limit == 20
+    assert asdict(config.output) == {
         "directory": Path("/var/lib/pvsimd"),
         "fsync": "batch",
         "flush_interval": 0.1,
@@ -105,10 +110,10 @@ def test_values_are_parsed_to_their_types(tmp_path):
         "[logging]\nlevel = debug\nfile = /tmp/m.log\n",
     )
     config = c.load(path, METERD)
-    assert config["meter"]["interval"] == 0.02
-    assert config["meter"]["seed"] == 42
-    assert config["spool"]["fsync"] is False
-    assert config["logging"] == {"level": "debug", "file": Path("/tmp/m.log")}
+    assert config.meter.interval == 0.02
+    assert config.meter.seed == 42
+    assert config.spool.fsync is False
+    assert asdict(config.logging) == {"level": "debug", "file": Path("/tmp/m.log")}
 
 
 # --- drop-ins ----------------------------------------------------------------------------
@@ -119,10 +124,10 @@ def test_dropins_apply_in_sorted_order_after_the_main_file(tmp_path):
     write(tmp_path / "meterd.ini.d" / "20-late.ini", "[meter]\ninterval = 3\n")
     write(tmp_path / "meterd.ini.d" / "10-early.ini", "[meter]\ninterval = 2\nmax_step = 50\n")
     config = c.load(main, METERD)
-    assert config["meter"]["interval"] == 3.0  # 20-late wins over 10-early and the main file
-    assert config["meter"]["max_step"] == 50.0  # only 10-early set it: later wins key by key
-    assert config["meter"]["id"] == "house-a"  # only the main file set it
-    assert config.files == [
+    assert config.meter.interval == 3.0  # 20-late wins over 10-early and the main file
+    assert config.meter.max_step == 50.0  # only 10-early set it: later wins key by key
+    assert config.meter.id == "house-a"  # only the main file set it
+    assert list(config.files) == [
         main,
         tmp_path / "meterd.ini.d" / "10-early.ini",
         tmp_path / "meterd.ini.d" / "20-late.ini",
@@ -136,14 +141,14 @@ def test_dropins_ignore_files_not_ending_in_ini(tmp_path):
     write(tmp_path / "meterd.ini.d" / "README", "not an ini file at all")
     write(tmp_path / "meterd.ini.d" / "60-y.conf", "[bogus]\n")
     config = c.load(main, METERD)
-    assert config["meter"]["interval"] == 10.0
-    assert config.files == [main]
+    assert config.meter.interval == 10.0
+    assert list(config.files) == [main]
 
 
 def test_dropin_can_supply_a_required_key(tmp_path):
     main = write(tmp_path / "meterd.ini", "[meter]\ninterval = 5\n")
     write(tmp_path / "meterd.ini.d" / "id.ini", "[meter]\nid = house-b\n")
-    assert c.load(main, METERD)["meter"]["id"] == "house-b"
+    assert c.load(main, METERD).meter.id == "house-b"
 
 
 def test_bad_value_in_a_dropin_names_the_dropin(tmp_path):
@@ -164,7 +169,7 @@ def test_unknown_key_in_a_dropin_names_the_dropin(tmp_path):
 def test_bad_value_in_main_file_overridden_by_dropin_is_fine(tmp_path):
     main = write(tmp_path / "meterd.ini", METERD_MIN + "interval = soon\n")
     write(tmp_path / "meterd.ini.d" / "fix.ini", "[meter]\ninterval = 10\n")
-    assert c.load(main, METERD)["meter"]["interval"] == 10.0
+    assert c.load(main, METERD).meter.interval == 10.0
 
 
 # --- error paths: each a ConfigError whose str() is one line ---------------------------

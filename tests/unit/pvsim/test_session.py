@@ -20,7 +20,7 @@ def _settings(tmp_path, port: int) -> BrokerSettings:
         "connect_timeout = 3\n"
     )
     ini.chmod(0o600)
-    return BrokerSettings.from_section(c.load(ini, SCHEMA)["broker"])
+    return c.load(ini, SCHEMA).broker
 
 
 @pytest.fixture

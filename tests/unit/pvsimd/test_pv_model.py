@@ -382,7 +382,7 @@ SITE = "[site]\nlatitude = 52.5\nlongitude = 13.4\n"
 
 def test_the_shipped_config_builds_the_default_system():
     config = c.load(ROOT / "etc" / "pvsimd" / "pvsimd.ini", SCHEMA)
-    model = PvSystem.from_config(config["site"], config["pv"])
+    model = PvSystem.from_config(config.site, config.pv)
     assert model.params == PvParameters(52.52, 13.405, altitude=34.0)
     assert model.power_w(datetime(2026, 6, 21, 11, tzinfo=UTC)) > 3000.0
 
@@ -395,7 +395,7 @@ def test_every_key_reaches_the_model(tmp_path):
         "albedo = 0.3\nambient_temperature = 12\nclouds = on\nseed = 42\n"
     )
     config = c.load(path, SCHEMA)
-    assert PvSystem.from_config(config["site"], config["pv"]).params == PvParameters(
+    assert PvSystem.from_config(config.site, config.pv).params == PvParameters(
         52.5, 13.4, 120.0, 9000.0, 1.1, 20.0, 135.5, 10.0, "haurwitz", 4.0, 0.3, 12.0, True, 42
     )
 

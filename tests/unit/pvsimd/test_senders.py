@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 
 from pvsim import config as c
@@ -55,9 +57,9 @@ def test_the_schema(tmp_path):
     ini = tmp_path / "pvsimd.ini"
     ini.write_text("[site]\nlatitude = 1\nlongitude = 2\n")
     config = c.load(ini, SCHEMA)
-    assert config["security"] == {"verify_sender": True, "sender_map": {}}
+    assert asdict(config.security) == {"verify_sender": True, "sender_map": {}}
     ini.write_text(ini.read_text() + "[security]\nsender_map = guest:house-a,\n")
-    assert c.load(ini, SCHEMA)["security"]["sender_map"] == {"guest": frozenset({"house-a"})}
+    assert c.load(ini, SCHEMA).security.sender_map == {"guest": frozenset({"house-a"})}
     ini.write_text(ini.read_text().replace("guest:house-a,", "nope"))
     with pytest.raises(c.ConfigError, match=r"\[security\] sender_map: must be user:meter_id"):
         c.load(ini, SCHEMA)

@@ -264,10 +264,10 @@ def write_config(tmp_path: Path, weather: str, latitude: float = 36.1, **pv: str
 
 def test_the_setting_reaches_the_model(tmp_path, year_files):
     config = c.load(write_config(tmp_path, str(year_files["pvgis"])), SCHEMA)
-    model = PvSystem.from_config(config["site"], config["pv"])
+    model = PvSystem.from_config(config.site, config.pv)
     assert model.weather is not None and model.weather.kind == "PVGIS TMY"
     empty = c.load(write_config(tmp_path, ""), SCHEMA)
-    assert PvSystem.from_config(empty["site"], empty["pv"]).weather is None
+    assert PvSystem.from_config(empty.site, empty.pv).weather is None
 
 
 def check_config(path: Path, capsys) -> tuple[int, str, str]:
