@@ -32,11 +32,16 @@ _ONE_US = timedelta(microseconds=1)
 
 
 class LoadModel(Protocol):
+    """What meterd asks of a load model: the power a house draws at an instant."""
+
     def power_w(self, ts: datetime) -> float:
         """The power drawn at ``ts`` in W, within 0-9000, rounded to 0.1 W."""
 
 
 class RandomWalk:
+    """random_walk: each sample at most max_step W from the last, within 0-9000 W
+    (stateful)."""
+
     def __init__(self, rng: random.Random, max_step_w: float = 300.0, start_w: float | None = None):
         self.rng = rng
         self.max_step_w = max_step_w

@@ -24,6 +24,10 @@ log = logging.getLogger("meterd.publisher")
 
 
 class Publisher(Session):
+    """The publishing session: sends the spool's readings oldest first, up to ``window``
+    unconfirmed, and moves the spool's confirmed mark as the broker confirms (module
+    docstring)."""
+
     # The exchange must exist (pvsimd or pvsim-broker-setup declares it): a passive
     # declare needs no configure permission, so a meter's broker user can have none.
     passive_exchange = True

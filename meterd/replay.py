@@ -58,6 +58,8 @@ def positive_number(text: str) -> float:
 
 
 class _Period(argparse.Action):
+    """argparse type of --replay's START and END."""
+
     def __call__(self, parser, namespace, values, option_string=None):  # noqa: ANN001
         try:
             start, end = (parse_when(v) for v in values)

@@ -24,6 +24,9 @@ def now_us() -> int:
 
 
 class Sampler:
+    """Takes a sample on every tick of the schedule and records it in the spool (in its
+    own thread)."""
+
     def __init__(
         self,
         meter_id: str,

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Schedule:
+    """The tick grid: tick n is at n × interval since the epoch."""
+
     interval_us: int
 
     @classmethod

@@ -17,6 +17,8 @@ from pvsim.wire import METER_ID_RE
 
 @dataclass(frozen=True, kw_only=True)
 class MeterSettings(c.Section):
+    """[meter]: which house, how often, and its load model."""
+
     id: str = c.key(
         c.pattern(METER_ID_RE.pattern, "1-64 letters, digits, '-' or '_'"),
         None,
@@ -60,6 +62,8 @@ class MeterSettings(c.Section):
 
 @dataclass(frozen=True, kw_only=True)
 class MeterdBrokerSettings(BrokerSettings):
+    """[broker] of meterd: the shared keys plus draining and the publish window."""
+
     drain_timeout: float = c.key(
         c.number(0, 600), "5", "seconds to publish the backlog when stopping"
     )
@@ -70,6 +74,8 @@ class MeterdBrokerSettings(BrokerSettings):
 
 @dataclass(frozen=True, kw_only=True)
 class SpoolSettings(c.Section):
+    """[spool]: how durable, and how much is kept while the broker is away."""
+
     fsync: bool = c.key(c.boolean, "yes", "fsync each reading before it is published")
     max_bytes: int = c.key(
         c.size(4096),
@@ -86,6 +92,8 @@ class SpoolSettings(c.Section):
 
 @dataclass(frozen=True, kw_only=True)
 class MeterdConfig(c.Config):
+    """meterd's whole configuration."""
+
     meter: MeterSettings
     broker: MeterdBrokerSettings
     spool: SpoolSettings

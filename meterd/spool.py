@@ -133,6 +133,9 @@ class _PendingIndex:
 
 
 class Spool:
+    """The write-ahead spool of one meter: segments on disk, the sequence, the index of
+    unconfirmed records, the confirmed mark and the bounds (module docstring)."""
+
     def __init__(
         self,
         directory: Path,

@@ -13,6 +13,9 @@ import sdnotify
 
 
 class Notifier:
+    """Tells systemd how the daemon is (READY, STATUS, WATCHDOG, RELOADING, STOPPING);
+    does nothing outside a notify unit."""
+
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         # sdnotify connects to $NOTIFY_SOCKET (abstract "@" names included) by itself
         self.enabled = bool(os.environ.get("NOTIFY_SOCKET"))

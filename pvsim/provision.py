@@ -92,6 +92,8 @@ NOTHING = "^$"
 
 @dataclass(frozen=True)
 class Permission:
+    """A user's configure, write and read permission regexes in one virtual host."""
+
     configure: str
     write: str
     read: str
@@ -341,6 +343,9 @@ class State:
 
 @dataclass
 class Report:
+    """What a provisioning run changed, what the operator should know, and the new
+    passwords."""
+
     changes: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     new_passwords: dict[str, str] = field(default_factory=dict)

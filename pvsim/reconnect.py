@@ -57,6 +57,9 @@ class _Attempt(NamedTuple):
 
 
 class ReconnectPolicy:
+    """When to try the broker again: backoff with jitter over attempts and early losses
+    (module docstring)."""
+
     def __init__(
         self,
         initial: float,

@@ -27,6 +27,9 @@ log = logging.getLogger("pvsim.session")
 
 
 class Runnable(Protocol):
+    """What the loop needs of a session: run it (returns when paused, raises
+    ConnectionLost when lost) and close it."""
+
     def run(self) -> None: ...
 
     def close(self) -> None: ...

@@ -38,6 +38,8 @@ USER_ID_HEADER = "x-pvsim-user-id"  # the original sender: the broker checks use
 
 @dataclass(frozen=True)
 class Exchange:
+    """An exchange to declare."""
+
     name: str
     type: str = "topic"
     durable: bool = True
@@ -45,6 +47,8 @@ class Exchange:
 
 @dataclass(frozen=True)
 class Queue:
+    """A queue to declare, with its arguments."""
+
     name: str
     arguments: dict[str, Any]
     durable: bool = True
@@ -52,6 +56,8 @@ class Queue:
 
 @dataclass(frozen=True)
 class Binding:
+    """A binding of a queue to an exchange."""
+
     exchange: str
     queue: str
     routing_key: str

@@ -33,6 +33,9 @@ FAST_PERIOD_S = 600.0
 
 @dataclass(frozen=True)
 class DayType:
+    """A kind of day (clear, mixed, overcast): the range of its mean kc and how much kc
+    varies."""
+
     name: str
     mean_low: float  # the day's mean kc is drawn within mean_low..mean_high
     mean_high: float

@@ -31,6 +31,10 @@ Handler = Callable[[Channel, Basic.Deliver, BasicProperties, bytes], None]
 
 
 class Consumer(Session):
+    """The consuming session: declares the topology, consumes with manual
+    acknowledgements, and republishes invalid messages as confirmed dead letters
+    (module docstring)."""
+
     def __init__(
         self,
         settings: BrokerSettings,

@@ -22,6 +22,8 @@ CACHE_SIZE = 16384  # distinct timestamps remembered (about 400 bytes each)
 
 
 class Moment(NamedTuple):
+    """What depends on a reading's timestamp alone."""
+
     ts: datetime  # aware, UTC
     epoch_us: int  # microseconds since the epoch: the identity of a reading's time
     day: str  # the site's local day, YYYY-MM-DD: the day file

@@ -59,6 +59,8 @@ _MICROSECOND = timedelta(microseconds=1)
 
 
 class PvModel(Protocol):
+    """What pvsimd asks of a PV model: the AC power at an instant."""
+
     def power_w(self, ts: datetime) -> float:
         """PV output in W at ``ts`` (aware), within 0..peak power, rounded to 0.1 W."""
 

@@ -54,6 +54,8 @@ EX_CONFIG = c.EX_CONFIG
 
 @dataclass(frozen=True)
 class Summary:
+    """One house's day: rows, energies, peaks and gaps."""
+
     meter_id: str
     rows: int
     first: datetime | None
@@ -296,6 +298,8 @@ def parser() -> argparse.ArgumentParser:
 
 @dataclass(frozen=True, kw_only=True)
 class _PvSettingsUnread(PvSettings):
+    """[pv] with the weather file's path kept as text."""
+
     weather: str = c.key(c.string, "", "the weather file's path, not read by the report")
 
 

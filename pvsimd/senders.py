@@ -60,6 +60,8 @@ def _pairs(text: str, where: str) -> SenderMap:
 
 @dataclass(frozen=True)
 class SenderCheck:
+    """Which broker user may send readings of which meter (module docstring)."""
+
     senders: SenderMap = field(default_factory=dict)
 
     def allowed(self, user_id: str | None, meter_id: str) -> bool:

@@ -18,6 +18,8 @@ from pvsimd.weather_year import WeatherYear
 
 @dataclass(frozen=True, kw_only=True)
 class SiteSettings(c.Section):
+    """[site]: where the PV system is."""
+
     latitude: float = c.key(c.number(-90, 90), None, "degrees, north positive")
     longitude: float = c.key(c.number(-180, 180), None, "degrees, east positive")
     timezone: ZoneInfo = c.key(
@@ -85,6 +87,8 @@ class PvSettings(c.Section):
 
 @dataclass(frozen=True, kw_only=True)
 class PvsimdBrokerSettings(broker.BrokerSettings):
+    """[broker] of pvsimd: the shared keys plus its queues and prefetch."""
+
     queue: str = c.key(
         broker.queue_name,
         topology.DEFAULT_QUEUE,
@@ -119,6 +123,8 @@ class PvsimdBrokerSettings(broker.BrokerSettings):
 
 @dataclass(frozen=True, kw_only=True)
 class SecuritySettings(c.Section):
+    """[security]: whose readings pvsimd accepts."""
+
     verify_sender: bool = c.key(
         c.boolean,
         "yes",
@@ -136,6 +142,8 @@ class SecuritySettings(c.Section):
 
 @dataclass(frozen=True, kw_only=True)
 class OutputSettings(c.Section):
+    """[output]: where the CSV files go and how they are made durable."""
+
     directory: Path = c.key(
         c.path, "/var/lib/pvsimd", "CSV files go to `<this>/<meter_id>/<YYYY-MM-DD>.csv`"
     )
@@ -161,6 +169,8 @@ class OutputSettings(c.Section):
 
 @dataclass(frozen=True, kw_only=True)
 class PvsimdConfig(c.Config):
+    """pvsimd's whole configuration."""
+
     site: SiteSettings
     pv: PvSettings
     broker: PvsimdBrokerSettings
