@@ -20,9 +20,16 @@ prints one line per house:
 * ``self_use_%``: the share of the PV energy the house used at the same time,
   sum over rows of min(meter, PV) x duration / PV energy (empty without PV energy).
 * ``peak_meter_W``, ``peak_pv_W``, ``peak_sum_W``: the largest values of the day.
-* ``missing_seq``: readings missing by their sequence numbers (gaps between the lowest
-  and highest seq of the day); ``missing_time``: ticks missing from the time grid, its
-  interval being the median spacing of the rows (between the first and the last row).
+* ``missing_seq``: readings really missing — sampled (a seq taken) but never arrived.
+  Taking the rows in time order, each pair of neighbours adds its seq jump - 1 when
+  that is at most the time grid's ticks - 1 between them (:func:`missing_readings`).
+  A lost reading leaves both a seq and a time gap, and counts; a meter that was off
+  took no samples, leaves a time gap only, and does not count; seqs that ran ahead of
+  the time grid were spent on other timestamps — a replay (``meterd --replay``, while
+  the live meter was stopped) or readings already delivered, dropped as repeats — and
+  do not count either.  ``missing_time``: ticks missing from the time grid, its
+  interval being the median spacing of the rows (between the first and the last row),
+  whatever the reason.
 
 ``--plot`` draws meter, PV and sum over the day, one panel per house, with matplotlib
 (imported only then; without it: exit 69).  Exit codes: 0, 66 when there is no file for
@@ -118,8 +125,7 @@ def summarise(meter_id: str, rows: Sequence[Row], day_end: datetime | None = Non
     missing_time = 0
     if interval:
         missing_time = sum(max(0, round(s / interval) - 1) for s in spacings)
-    seqs = sorted({r.seq for r in ordered if r.seq is not None})
-    missing_seq = sum(b - a - 1 for a, b in pairwise(seqs))
+    missing_seq = missing_readings(ordered, interval) if interval else 0
     return Summary(
         meter_id=meter_id,
         rows=len(ordered),
@@ -135,6 +141,28 @@ def summarise(meter_id: str, rows: Sequence[Row], day_end: datetime | None = Non
         missing_seq=missing_seq,
         missing_time=missing_time,
     )
+
+
+def missing_readings(ordered: Sequence[Row], interval: float) -> int:
+    """Readings sampled but not in the file, from rows in time order (one per timestamp).
+
+    Between two neighbouring rows with seqs a and b, spaced t ticks of ``interval``
+    apart, the meter took b - a - 1 samples that are not here, and t - 1 ticks passed
+    without a row.  When b - a <= t those samples were taken on the ticks in between
+    and are missing (fewer seqs than ticks: the meter was also off for a while).  When
+    b - a > t the meter spent seqs on other timestamps meanwhile — a replay, which runs
+    only while the live meter is stopped, or readings already delivered and dropped as
+    repeats — so nothing here tells of a loss and the pair counts 0 (a gap in time still
+    shows in ``missing_time``).  Rows without a seq, or a seq going back, count 0."""
+    missing = 0
+    for a, b in pairwise(ordered):
+        if a.seq is None or b.seq is None:
+            continue
+        jump = b.seq - a.seq
+        ticks = round((b.ts - a.ts).total_seconds() / interval)
+        if 1 < jump <= ticks:
+            missing += jump - 1
+    return missing
 
 
 COLUMNS = (

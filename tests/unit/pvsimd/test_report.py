@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -99,6 +99,65 @@ def test_unreadable_rows_are_counted_and_skipped(tmp_path):
     path.write_text(SMALL_DAY + "2026-06-21T12:07:00+00:00,h,oops\n12:08,h,1,1,2,8\n")
     rows, bad = report.read_rows(path)
     assert (len(rows), bad) == (5, 2)
+
+
+def _rows(start_minute: int, seqs: range) -> str:
+    """CSV rows a minute apart from 12:<start_minute>, one per seq."""
+    return "".join(
+        f"2026-06-21T{12 + (start_minute + i) // 60:02d}:{(start_minute + i) % 60:02d}:00+00:00,"
+        f"h,100.0,0.0,100.0,{seq}\n"
+        for i, seq in enumerate(seqs)
+    )
+
+
+def test_a_meter_that_was_off_misses_time_not_readings(tmp_path):
+    # 12:00-12:04, off for 10 minutes, then 12:15-12:19: the seq just continues
+    s = _summary(HEADER + _rows(0, range(0, 5)) + _rows(15, range(5, 10)), path=tmp_path / "d.csv")
+    assert (s.rows, s.missing_seq, s.missing_time) == (10, 0, 10)
+
+
+def test_lost_readings_and_an_off_meter_in_one_gap(tmp_path):
+    # seq 5-7 were sampled at 12:05-12:07 and lost, then the meter was off until 12:15
+    s = _summary(HEADER + _rows(0, range(0, 5)) + _rows(15, range(8, 13)), path=tmp_path / "d.csv")
+    assert (s.missing_seq, s.missing_time) == (3, 10)
+
+
+def test_a_rerun_of_an_interrupted_replay_is_no_gap(tmp_path):
+    """The demo replays a day of 8 640 readings; stopped after 20 of them and run again,
+    the replay takes 8 640 new seqs: the first 20 are repeats (dropped), the rest are
+    written with seqs 8 640 higher.  The day has every tick: nothing is missing."""
+    first = range(100, 120)
+    rerun = range(120 + 20, 120 + 60)  # seq 120-139 went to the dropped repeats
+    s = _summary(HEADER + _rows(0, first) + _rows(20, rerun), path=tmp_path / "d.csv")
+    assert (s.rows, s.missing_seq, s.missing_time) == (60, 0, 0)
+    # the same with a demo's full day: seqs 0-8639, rerun 8640-17279 from the 1000th on
+    day = HEADER + "".join(
+        f"{(datetime(2026, 6, 21, tzinfo=UTC) + timedelta(seconds=10 * i)).isoformat()},"
+        f"h,100.0,0.0,100.0,{i if i < 1000 else i + 8640}\n"
+        for i in range(8640)
+    )
+    s = _summary(day, path=tmp_path / "day.csv")
+    assert (s.rows, s.interval_s, s.missing_seq, s.missing_time) == (8640, 10, 0, 0)
+
+
+def test_a_rerun_of_the_demo_later_the_same_day_is_no_gap(tmp_path):
+    """Live until 12:09 (seq 0-9), stopped; the rerun replays yesterday (seqs 10-8649,
+    all repeats) and goes live at 12:20 with seq 8650: the meter was off, nothing lost."""
+    text = HEADER + _rows(0, range(0, 10)) + _rows(20, range(8650, 8660))
+    s = _summary(text, path=tmp_path / "d.csv")
+    assert (s.missing_seq, s.missing_time) == (0, 10)
+    # a real loss after the rerun still counts: 8662-8664 sampled at 12:32-12:34, lost
+    text += _rows(30, range(8660, 8662)) + _rows(35, range(8665, 8667))
+    s = _summary(text, path=tmp_path / "d.csv")
+    assert (s.missing_seq, s.missing_time) == (3, 10 + 3)
+
+
+def test_a_replay_of_an_earlier_part_of_the_day_is_no_gap(tmp_path):
+    # live from 12:10 with seq 0-9; then 12:00-12:09 replayed with seq 10-19
+    s = _summary(
+        HEADER + _rows(10, range(0, 10)) + _rows(0, range(10, 20)), path=tmp_path / "d.csv"
+    )
+    assert (s.rows, s.missing_seq, s.missing_time) == (20, 0, 0)
 
 
 def test_one_row_has_no_interval_and_no_energy():
