@@ -251,6 +251,10 @@ def main(daemon_cls: type[Daemon], argv: Sequence[str] | None = None) -> int:
             print(f"{name}: {line}")
         return EX_OK
 
+    # Before anything starts: a stop or reload asked for while starting up is kept for
+    # the loops (SIGINT never raises KeyboardInterrupt in the middle of something).
+    signals = Signals()
+    signals.install()
     try:
         pvlog.setup(config.logging.level, config.logging.file)
     except OSError as exc:
@@ -259,8 +263,6 @@ def main(daemon_cls: type[Daemon], argv: Sequence[str] | None = None) -> int:
     if "broker" in config.sections():
         for line in broker.warnings(config):
             log.warning("%s", line)
-    signals = Signals()
-    signals.install()
     notifier = Notifier()
     try:
         daemon = daemon_cls(config, signals, notifier, args)
@@ -274,4 +276,6 @@ def main(daemon_cls: type[Daemon], argv: Sequence[str] | None = None) -> int:
     except Exception:
         log.critical("%s stopped by a bug; please report this traceback", name, exc_info=True)
         return EX_SOFTWARE
+    finally:
+        signals.finished()  # what comes now is moot, and must not kill the exit
     return EX_OK
