@@ -14,6 +14,7 @@ from meterd.sampler import Sampler
 from meterd.schedule import Schedule
 from meterd.settings import SCHEMA
 from meterd.spool import Spool
+from pvsim.dirlock import DirectoryLock
 from pvsim.lifecycle import Daemon, StartupError
 
 log = logging.getLogger("meterd")
@@ -43,6 +44,8 @@ class MeterDaemon(Daemon):
             raise StartupError("--speed needs --replay START END", replay.EX_USAGE)
         self.meter_id: str = meter.id
         self.state_dir = meter.state_directory / self.meter_id
+        # one meterd (live or --replay) per meter: the spool has one writer
+        self.lock = DirectoryLock(self.state_dir, f"another meterd of meter {self.meter_id}")
         spool = self.config.spool
         self.spool = Spool(
             self.state_dir / "spool",
@@ -78,6 +81,11 @@ class MeterDaemon(Daemon):
     # --- lifecycle ---------------------------------------------------------------------
 
     def open(self) -> None:
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+            self.lock.acquire()  # DirectoryInUse: exit 75
+        except OSError as exc:
+            raise StartupError(f"cannot use the state directory {self.state_dir}: {exc}") from None
         try:
             self.spool.open()
         except OSError as exc:
@@ -139,6 +147,7 @@ class MeterDaemon(Daemon):
 
     def close(self) -> None:
         self.spool.close()
+        self.lock.release()
         if self.spool.backlog:
             log.info("%d readings stay in the spool for the next start", self.spool.backlog)
 

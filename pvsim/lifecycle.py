@@ -10,8 +10,8 @@ meterd is ready right after open, since it samples whether or not the broker is
 there), *run* the session loop until a stop is requested, *drain* in-flight work, and
 *stop*: close the session and the local state.  A :class:`Daemon` subclass supplies the
 steps.  Exit codes: 0 after a clean stop, 78 (EX_CONFIG) for a bad configuration, 73
-(EX_CANTCREAT) when the state or output directory cannot be used, 70 (EX_SOFTWARE) for
-a bug.
+(EX_CANTCREAT) when the state or output directory cannot be used, 75 (:data:`EX_IN_USE`)
+when another process holds its lock (:mod:`pvsim.dirlock`), 70 (EX_SOFTWARE) for a bug.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from typing import ClassVar
 from pvsim import __version__, broker
 from pvsim import config as c
 from pvsim import log as pvlog
+from pvsim.dirlock import DirectoryInUse
 from pvsim.notify import Notifier
 from pvsim.reconnect import ConnectionLost
 from pvsim.session import Session
@@ -38,6 +39,10 @@ from pvsim.signals import Signals
 EX_OK = 0
 EX_SOFTWARE = 70
 EX_CANTCREAT = 73
+#: another daemon holds the directory's lock: sysexits' EX_TEMPFAIL (systemd shows
+#: "75/TEMPFAIL") — it may be free later, but retrying at once cannot help, so the units
+#: list it in RestartPreventExitStatus= and systemd does not loop on it
+EX_IN_USE = 75
 EX_CONFIG = c.EX_CONFIG
 
 log = logging.getLogger("pvsim.lifecycle")
@@ -273,6 +278,9 @@ def main(daemon_cls: type[Daemon], argv: Sequence[str] | None = None) -> int:
     except StartupError as exc:
         log.error("%s", exc)
         return exc.exit_code
+    except DirectoryInUse as exc:
+        log.error("%s", exc)
+        return EX_IN_USE
     except Exception:
         log.critical("%s stopped by a bug; please report this traceback", name, exc_info=True)
         return EX_SOFTWARE

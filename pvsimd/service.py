@@ -22,10 +22,12 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
+from pathlib import Path
 
 from pika.spec import Basic, BasicProperties
 
 from pvsim import wire
+from pvsim.dirlock import DirectoryLock
 from pvsim.lifecycle import Daemon, StartupError
 from pvsim.reconnect import ConnectionLost
 from pvsim.session_loop import format_time
@@ -62,6 +64,16 @@ def ack_batch(prefetch: int) -> int:
     return max(1, prefetch // 4)
 
 
+def exclusive_directory(output_directory: Path) -> Path:
+    """What one pvsimd must write alone — the one place that decides the lock's scope.
+
+    Today that is the whole output directory: its day files (two writers appending to
+    one file interleave rows and repeat headers) and its journal ``.journal``.  A design
+    in which several pvsimd share one output directory would return here the part each
+    of them owns (a shard's journal and meters, say) and lock that instead."""
+    return output_directory
+
+
 class PvSimDaemon(Daemon):
     """Consume meter readings, add simulated PV power, append one CSV row per reading."""
 
@@ -87,6 +99,7 @@ class PvSimDaemon(Daemon):
             max_open=descriptor_budget(output.max_open_files),
             journal=True,
         )
+        self.lock = DirectoryLock(exclusive_directory(output.directory), "another pvsimd")
         self.flush_interval: float = output.flush_interval
         self.record: AckRecord[Delivery] = AckRecord(
             ack_batch(config.broker.prefetch), STORAGE_RETRY_S
@@ -117,6 +130,7 @@ class PvSimDaemon(Daemon):
         files = self.files
         try:
             files.directory.mkdir(parents=True, exist_ok=True)
+            self.lock.acquire()  # before anything is read or written there; else exit 75
             if files.fsync == "batch":
                 files.sync_target()
         except OSError as exc:
@@ -184,7 +198,10 @@ class PvSimDaemon(Daemon):
         if self.syncer is not None:
             self.syncer.stop(SETTLE_TIMEOUT_S)
         self.files.discard_buffered()  # what was not acknowledged comes back from the broker
-        self.files.close()
+        try:
+            self.files.close()
+        finally:
+            self.lock.release()
 
     # --- deliveries --------------------------------------------------------------------
 
