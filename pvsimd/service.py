@@ -37,7 +37,7 @@ from pvsimd.day_files import DayFiles
 from pvsimd.moments import Moments
 from pvsimd.open_files import descriptor_budget
 from pvsimd.pv_model import PvSystem
-from pvsimd.senders import SenderCheck
+from pvsimd.senders import sender_check
 from pvsimd.settings import SCHEMA, PvsimdConfig
 from pvsimd.stats import ReadingStats
 from pvsimd.syncer import Syncer
@@ -85,8 +85,7 @@ class PvSimDaemon(Daemon):
         config: PvsimdConfig = self.config
         site, output = config.site, config.output
         self.topology = config.broker.topology
-        security = config.security
-        self.senders = SenderCheck(security.sender_map) if security.verify_sender else None
+        self.senders = sender_check(config)
         self.pv = PvSystem.from_config(site, config.pv)
         for line in self.pv.warnings():
             log.warning("%s", line)

@@ -138,6 +138,14 @@ class SecuritySettings(c.Section):
         "(`guest:house-a, guest:house-b`) or the path of a file of them; any other user only "
         "for the meter of its own name",
     )
+    trust_local_guest: bool = c.key(
+        c.boolean,
+        "yes",
+        "with the broker on this machine (`url` names `localhost`, `127.x.x.x` or `::1`), "
+        "readings sent as RabbitMQ's `guest` are accepted for any meter `sender_map` does not "
+        "list `guest` for: RabbitMQ lets `guest` log in only from its own host, so they come "
+        "from this machine (see *Security*: why it is safe, and when to say `no`)",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

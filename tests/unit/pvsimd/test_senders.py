@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 
 import pytest
 
 from pvsim import config as c
-from pvsimd.senders import SenderCheck, parse_sender_map
+from pvsimd.senders import SenderCheck, parse_sender_map, sender_check
 from pvsimd.settings import SCHEMA
 
 
@@ -57,9 +58,78 @@ def test_the_schema(tmp_path):
     ini = tmp_path / "pvsimd.ini"
     ini.write_text("[site]\nlatitude = 1\nlongitude = 2\n")
     config = c.load(ini, SCHEMA)
-    assert asdict(config.security) == {"verify_sender": True, "sender_map": {}}
+    assert asdict(config.security) == {
+        "verify_sender": True,
+        "sender_map": {},
+        "trust_local_guest": True,
+    }
     ini.write_text(ini.read_text() + "[security]\nsender_map = guest:house-a,\n")
     assert c.load(ini, SCHEMA).security.sender_map == {"guest": frozenset({"house-a"})}
     ini.write_text(ini.read_text().replace("guest:house-a,", "nope"))
     with pytest.raises(c.ConfigError, match=r"\[security\] sender_map: must be user:meter_id"):
         c.load(ini, SCHEMA)
+
+
+# --- the local guest -------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _check(tmp_path, url: str, security: str = ""):
+    ini = tmp_path / "pvsimd.ini"
+    ini.write_text(
+        f"[site]\nlatitude = 1\nlongitude = 2\n[broker]\nurl = {url}\nallow_plaintext = yes\n"
+        f"[security]\n{security}\n"
+    )
+    return sender_check(c.load(ini, SCHEMA))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "amqp://guest:guest@localhost:5672/%2F",
+        "amqp://pvsimd@127.0.0.1/pvsim",
+        "amqp://guest:guest@[::1]:5672/%2F",
+        "amqps://guest:guest@localhost:5671/%2F",
+    ],
+)
+def test_with_a_broker_on_this_machine_guest_sends_for_any_meter(tmp_path, url, caplog):
+    caplog.set_level("INFO")
+    check = _check(tmp_path, url)
+    assert check.allowed("guest", "house-a") and check.allowed("guest", "house-z")
+    assert not check.allowed("house-b", "house-a")  # the others as before
+    assert check.allowed("house-b", "house-b")
+    assert not check.allowed(None, "house-a")
+    assert "trust_local_guest = no turns this off" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "url", ["amqps://guest:guest@broker.example.org/%2F", "amqp://guest:guest@192.0.2.1/%2F"]
+)
+def test_with_a_broker_elsewhere_guest_is_just_a_user(tmp_path, url):
+    check = _check(tmp_path, url)
+    reason = check.forged("guest", "house-a")
+    assert reason.startswith("forged: broker user 'guest' may not send readings of meter")
+
+
+def test_trust_local_guest_off_and_a_sender_map_entry_for_guest(tmp_path):
+    local = "amqp://guest:guest@localhost:5672/%2F"
+    off = _check(tmp_path, local, "trust_local_guest = no")
+    assert not off.allowed("guest", "house-a")
+    mapped = _check(tmp_path, local, "sender_map = guest:house-a")  # the map says exactly
+    assert mapped.allowed("guest", "house-a") and not mapped.allowed("guest", "house-b")
+    assert _check(tmp_path, local, "verify_sender = no") is None
+
+
+def test_the_shipped_configs_work_together_on_one_host():
+    """meterd.ini sends as guest to localhost; pvsimd.ini consumes from localhost and
+    verifies senders: the meter's readings are accepted, for any meter id."""
+    from meterd.settings import SCHEMA as METERD
+
+    meterd = c.load(REPO / "etc/meterd/meterd.ini", METERD)
+    user = meterd.broker.username
+    pvsimd = c.load(REPO / "etc/pvsimd/pvsimd.ini", SCHEMA)
+    assert pvsimd.security.verify_sender is True
+    check = sender_check(pvsimd)
+    assert check.forged(user, meterd.meter.id) is None
+    assert check.forged(user, "house-b") is None  # meterd@house-b, same shipped broker URL
