@@ -10,7 +10,10 @@
 * :class:`Container` boots that root with ``systemd-nspawn -b`` on a
   throwaway overlay (upper layer under /var/tmp), so the cache is never
   changed, and runs commands inside with ``nsenter``.  The container shares
-  the host's network: the broker on 127.0.0.1:5672 is reachable from inside.
+  the host's network: the broker on 127.0.0.1:5672 is reachable from inside;
+  ``private_network=True`` gives it a loopback of its own and no other
+  network (a newcomer's machine, tests/system/test_newcomer.py: what
+  ``scripts/demo`` installs, RabbitMQ included, comes from the apt cache).
 
 The host needs no systemd of its own (``--register=no --keep-unit``); all of
 this needs root.
@@ -39,8 +42,17 @@ CACHE_DIR = Path(os.environ.get("PVSIM_TEST_CACHE", "/var/cache/pvsim-test"))
 SUITE = "bookworm"
 MAX_AGE_DAYS = 14
 # Packages downloaded (not installed) into the cached root: what the pvsim
-# packages pull in, so that installing them works offline.
-PREFETCH = ("python3", "python3-pika", "python3-tenacity", "python3-sdnotify", "adduser", "procps")
+# packages pull in, and what scripts/demo installs (RabbitMQ too), so that
+# installing them works offline.
+PREFETCH = (
+    "python3",
+    "python3-pika",
+    "python3-tenacity",
+    "python3-sdnotify",
+    "adduser",
+    "procps",
+    "rabbitmq-server",
+)
 INCLUDE = ("systemd", "systemd-sysv", "dbus", "ca-certificates")
 # Change this string to force a rebuild of existing caches.
 RECIPE = f"v1 {SUITE} minbase include={','.join(INCLUDE)} prefetch={','.join(PREFETCH)}"
@@ -195,8 +207,9 @@ def sweep_stale_workdirs() -> None:
 class Container:
     """A booted container on an overlay of ``lower``; see the module docstring."""
 
-    def __init__(self, lower: Path, name: str | None = None) -> None:
+    def __init__(self, lower: Path, name: str | None = None, private_network: bool = False) -> None:
         self.lower = lower
+        self.private_network = private_network
         self.name = name or f"pvsimtest-{secrets.token_hex(3)}"
         self.work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX, dir="/var/tmp"))
         (self.work / "owner.pid").write_text(str(os.getpid()))
@@ -251,6 +264,7 @@ class Container:
                     f"--machine={self.name}",
                     "--console=read-only",
                     "--link-journal=no",
+                    *(["--private-network"] if self.private_network else []),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -339,8 +353,25 @@ class Container:
         env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
         """Run ``cmd`` inside the container (all its namespaces, its root)."""
+        proc = subprocess.run(
+            self.command(*cmd, env=env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"in container: {shlex.join(cmd)} exited {proc.returncode}\n"
+                f"stdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-3000:]}"
+            )
+        return proc
+
+    def command(self, *cmd: str, env: dict[str, str] | None = None) -> list[str]:
+        """The host's command line that runs ``cmd`` inside the container."""
         assert self.pid1 is not None
-        full = [
+        return [
             "nsenter",
             "-t",
             str(self.pid1),
@@ -357,20 +388,6 @@ class Container:
             *(f"{k}={v}" for k, v in {**CONTAINER_ENV, **(env or {})}.items()),
             *cmd,
         ]
-        proc = subprocess.run(
-            full,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            input=input,
-            stdin=None if input is not None else subprocess.DEVNULL,
-        )
-        if check and proc.returncode != 0:
-            raise AssertionError(
-                f"in container: {shlex.join(cmd)} exited {proc.returncode}\n"
-                f"stdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-3000:]}"
-            )
-        return proc
 
     def sh(self, script: str, **kw) -> subprocess.CompletedProcess[str]:
         return self.run("sh", "-ec", script, **kw)

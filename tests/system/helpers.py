@@ -108,9 +108,11 @@ def unit_report(c: Container, units: tuple[str, ...] = UNITS, lines: int = 60) -
 
 
 @contextlib.contextmanager
-def booted(cached_root: Path, request: pytest.FixtureRequest) -> Iterator[Container]:
+def booted(
+    cached_root: Path, request: pytest.FixtureRequest, private_network: bool = False
+) -> Iterator[Container]:
     """A container for one test module; its journal is printed if a test there failed."""
-    c = Container(cached_root)
+    c = Container(cached_root, private_network=private_network)
     try:
         c.start()
         t = c.timings

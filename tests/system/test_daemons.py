@@ -8,12 +8,21 @@ the daemons running as it found them.
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import datetime
 import re
 import textwrap
+from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
+from meterd import load_model
+from meterd.settings import SCHEMA as METERD
+from pvsim import config as c
+from pvsimd.pv_model import PvSystem
+from pvsimd.settings import SCHEMA as PVSIMD
 from tests.support.wait import wait_until
 from tests.system.container import Container, log
 from tests.system.helpers import (
@@ -30,6 +39,7 @@ from tests.system.helpers import (
 
 pytestmark = pytest.mark.system
 
+REPO = Path(__file__).resolve().parents[2]
 DATE_CSV = re.compile(r"/var/lib/pvsimd/(house-[ab])/(\d{4}-\d{2}-\d{2})\.csv")
 
 
@@ -93,6 +103,68 @@ def test_rows_are_appended_per_meter_and_day(box: Container, meter: str):
         timeout=30,
         message=f"rows for {meter} stopped growing",
     )
+
+
+@pytest.mark.parametrize("meter", ["house-a", "house-b"])
+def test_rows_hold_what_the_models_give_for_their_timestamps(box: Container, meter: str):
+    """The shipped configs (no sender_map): each row is a reading of its house, accepted
+    as sent by the local guest, with the house's load and the site's PV for its own
+    timestamp in the site's time, the sum as written, and the meter's sequence."""
+    wait_until(lambda: csv_lines(box, meter) >= 21, timeout=90, message=f"rows of {meter}")
+    shipped = c.load(REPO / "etc/meterd/meterd.ini", METERD).meter
+    # house-b: /etc/meterd/house-b.ini sets only its id
+    house = load_model.build(dataclasses.replace(shipped, id=meter))
+    pvsimd_config = c.load(REPO / "etc/pvsimd/pvsimd.ini", PVSIMD)
+    pv = PvSystem.from_config(pvsimd_config.site, pvsimd_config.pv)
+    site_tz = pvsimd_config.site.timezone
+    rows = []
+    for path in csv_files(box, meter):
+        with open(box.path(path), newline="") as fh:
+            lines = list(csv.reader(fh))
+        assert lines[0] == ["timestamp", "meter_id", "meter_w", "pv_w", "sum_w", "seq"]
+        rows += lines[1:]
+    seqs = [int(row[5]) for row in rows]
+    assert seqs == sorted(set(seqs)), "seqs repeat or go back"
+    for stamp, meter_id, meter_w, pv_w, sum_w, _seq in rows[-20:]:
+        ts = datetime.datetime.fromisoformat(stamp)
+        assert ts.utcoffset() == ts.astimezone(site_tz).utcoffset(), stamp
+        assert meter_id == meter
+        assert Decimal(meter_w) == Decimal(f"{house.power_w(ts):.1f}"), (stamp, meter_w)
+        assert Decimal(pv_w) == Decimal(f"{pv.power_w(ts):.1f}"), (stamp, pv_w)
+        assert Decimal(sum_w) == Decimal(meter_w) + Decimal(pv_w)
+    assert "forged" not in box.journal("-u", "pvsimd", "-o", "cat")
+    assert "guest" in box.journal("-u", "pvsimd", "-o", "cat")  # it says whom it trusts
+
+
+def test_a_second_daemon_for_the_same_meter_or_directory_is_refused(box: Container):
+    """meterd@dup with meterd.service's meter id, and a second pvsimd by hand: exit 75,
+    one line naming the directory and the running one's pid, no restart."""
+    wait_active(box, "meterd.service")
+    wait_active(box, "pvsimd.service")
+    holder = box.prop("meterd.service", "MainPID")
+    box.write("/etc/meterd/dup.ini", "[meter]\nid = house-a\n")
+    unit = "meterd@dup.service"
+    try:
+        assert box.run("systemctl", "start", unit, check=False).returncode != 0
+        wait_until(lambda: box.prop(unit, "ActiveState") == "failed", timeout=30)
+        props = box.show(unit, "Result", "ExecMainStatus", "NRestarts")
+        assert props == {"Result": "exit-code", "ExecMainStatus": "75", "NRestarts": "0"}
+        errors = box.journal("-u", unit, "-t", "meterd", "-p", "err", "-o", "cat").splitlines()
+        assert len(errors) == 1 and errors[0].endswith(
+            f"/var/lib/meterd/house-a is in use by process {holder}, another meterd of "
+            "meter house-a (it holds /var/lib/meterd/house-a/.lock); stop that one first"
+        ), errors
+        assert box.prop("meterd.service", "MainPID") == holder  # the first one runs on
+    finally:
+        box.run("systemctl", "reset-failed", unit, check=False)
+        box.run("rm", "-f", "/etc/meterd/dup.ini")
+    pvsimd = box.prop("pvsimd.service", "MainPID")
+    second = box.run(
+        "runuser", "-u", "pvsimd", "-g", "pvsim-data", "--", "pvsimd", check=False, timeout=60
+    )
+    assert second.returncode == 75, second.stderr
+    assert f"/var/lib/pvsimd is in use by process {pvsimd}, another pvsimd" in second.stderr
+    assert box.prop("pvsimd.service", "MainPID") == pvsimd
 
 
 def test_data_is_readable_by_pvsim_data_members_only(box: Container):
