@@ -11,7 +11,8 @@ directory — a name no meter id can take (ids start with a letter, digit, ``-``
 ``_``).  The kernel releases it when the holding process ends, however it ends (a
 crash, SIGKILL, the OOM killer), so there is no stale lock to clean up after a crash:
 the file may stay, but a file nobody holds a lock on does not count.  The holder
-writes its pid into the file after taking the lock, for the message only.  ``flock``
+writes its pid into the file after taking the lock, for the message only (when that
+write fails, on a full disk say, it holds the lock all the same).  ``flock``
 locks work across the namespaces of systemd's sandboxing, but not over NFS in general:
 the directories are local ones.
 """
@@ -73,12 +74,15 @@ class DirectoryLock:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise DirectoryInUse(self.directory, self._holder_pid(), self.holder) from None
             raise
+        # The pid is for the message only: a full disk must not stop the daemon from
+        # starting (overwriting the last holder's pid in place needs no new block).
+        pid = f"{os.getpid()}\n".encode()
         try:
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            os.pwrite(fd, pid, 0)
+            os.ftruncate(fd, len(pid))
         except OSError:
-            os.close(fd)
-            raise
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)  # no pid rather than an earlier holder's
         self._fd = fd
 
     def release(self) -> None:

@@ -3,6 +3,7 @@ holder dies, however it dies."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import signal
@@ -84,6 +85,22 @@ def test_a_holder_that_has_not_written_its_pid_yet(tmp_path, monkeypatch):
             DirectoryLock(tmp_path, "another pvsimd").acquire()
     assert exc.value.pid is None
     assert str(exc.value).startswith(f"{tmp_path} is in use by another process, another pvsimd")
+
+
+def test_a_full_disk_does_not_stop_the_holder(tmp_path, monkeypatch):
+    """Writing the pid is for the message only: ENOSPC still gives the lock."""
+    (tmp_path / ".lock").write_text("4242\n")
+
+    def full(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "pwrite", full)
+    monkeypatch.setattr(dirlock, "PID_WAIT_S", 0.05)
+    with DirectoryLock(tmp_path, "x") as lock:
+        assert lock.held
+        with pytest.raises(DirectoryInUse) as exc:
+            DirectoryLock(tmp_path, "x").acquire()
+    assert exc.value.pid is None  # not the earlier holder's 4242
 
 
 def test_a_missing_directory_is_an_os_error(tmp_path):
