@@ -7,14 +7,15 @@ acknowledged.
 
 Connect and consume (ready: consuming); every delivery goes through :meth:`handle`:
 decoded against the per-reading context (:mod:`pvsimd.moments`), checked (routing key,
-sender), and its row buffered by the day files (:mod:`pvsimd.day_files`) or the message
-dead-lettered.  :meth:`PvSimDaemon.commit` writes the buffered rows — to the journal for
-a commit due by the batch size before ``flush_interval`` is up (a backlog), else to the
-day files (a checkpoint) — and asks the sync thread (:mod:`pvsimd.syncer`, ``fsync =
-batch``) to make them durable.  Which deliveries that acknowledges is the
-acknowledgement record's business (:mod:`pvsimd.acks`, where the rules are); this class
-only carries events to it and its answers to the broker.  On stop: cancel the consumer,
-commit, wait for the sync, acknowledge, close the files.
+sender, not too far in the future), and its row buffered by the day files
+(:mod:`pvsimd.day_files`) or the message dead-lettered.  :meth:`PvSimDaemon.commit`
+writes the buffered rows — to the journal for a commit due by the batch size before
+``flush_interval`` is up (a backlog), else to the day files (a checkpoint) — and asks
+the sync thread (:mod:`pvsimd.syncer`, ``fsync = batch``) to make them durable.  Which
+deliveries that acknowledges is the acknowledgement record's business
+(:mod:`pvsimd.acks`, where the rules are); this class only carries events to it and its
+answers to the broker.  On stop: cancel the consumer, commit, wait for the sync,
+acknowledge, close the files.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from pika.spec import Basic, BasicProperties
 
-from pvsim import wire
+from pvsim import build_info, wire
 from pvsim.dirlock import DirectoryLock
 from pvsim.lifecycle import Daemon, StartupError
 from pvsim.reconnect import ConnectionLost
@@ -51,6 +52,18 @@ SETTLE_TIMEOUT_S = 15.0  # waiting for a sync in flight when stopping or reconne
 Delivery = tuple[Basic.Deliver, BasicProperties, bytes]
 # a sync request: the acknowledgement record's token and the commit log's generation
 SyncRequest = tuple[SyncToken, int]
+
+
+class Refused(wire.InvalidReading):
+    """A valid reading pvsimd does not take: ``reason`` names why (``forged``,
+    ``future``; see :data:`pvsimd.stats.DEAD_LETTER_REASONS`)."""
+
+    def __init__(self, reason: str, text: str):
+        super().__init__(text)
+        self.reason = reason
+
+
+NO_LIMIT_US = 2**63  # the future check is off: this machine's clock is before the build date
 
 
 def ack_batch(prefetch: int) -> int:
@@ -104,6 +117,11 @@ class PvSimDaemon(Daemon):
             ack_batch(config.broker.prefetch), STORAGE_RETRY_S
         )
         self.stats = ReadingStats(site.timezone)
+        self.future_tolerance_us = round(config.security.future_tolerance * 1_000_000)
+        build = build_info.build_epoch()
+        self._build_us = None if build is None else build * 1_000_000
+        self._clock_untrusted = False
+        self._future_limit_us = self._future_limit()
         self.syncer: Syncer[SyncRequest] | None = None  # fsync = batch: started by connect()
         self._draining = False
         self._last_commit = time.monotonic()
@@ -220,9 +238,11 @@ class PvSimDaemon(Daemon):
                 raise wire.InvalidReading(f"routing key does not match meter_id {meter_id!r}")
             senders = self.senders
             if senders is not None and not senders.allowed(props.user_id, meter_id):
-                raise wire.InvalidReading(senders.forged(props.user_id, meter_id))  # verify_sender
+                raise Refused("forged", senders.forged(props.user_id, meter_id))  # verify_sender
+            if moment.epoch_us > self._future_limit_us and moment.epoch_us > self._future_limit():
+                raise Refused("future", self._in_the_future(moment.epoch_us))
         except wire.InvalidReading as exc:
-            self._dead_letter(method, props, body, str(exc))
+            self._dead_letter(method, props, body, str(exc), getattr(exc, "reason", "invalid"))
             return True
         try:
             added = self.files.buffer(meter_id, moment, power_w, seq)
@@ -237,12 +257,48 @@ class PvSimDaemon(Daemon):
         self._processed(method.delivery_tag)
         return True
 
+    def _future_limit(self) -> int:
+        """Epoch µs after which a reading is in the future, as of now: this machine's
+        clock plus ``future_tolerance`` — none while the clock is before the build date
+        (it is wrong: a board without a real-time clock, before NTP set it)."""
+        now_us = round(time.time() * 1_000_000)
+        if self._build_us is not None and now_us < self._build_us:
+            if not self._clock_untrusted:
+                self._clock_untrusted = True
+                log.warning(
+                    "this machine's clock says %s, before the build date %s: readings are "
+                    "not checked for being in the future until it is right",
+                    wire.format_ts(wire.from_epoch_us(now_us)),
+                    build_info.build_date_text(),
+                )
+            limit = NO_LIMIT_US
+        else:
+            if self._clock_untrusted:
+                self._clock_untrusted = False
+                log.info("this machine's clock is past the build date: future readings refused")
+            limit = now_us + self.future_tolerance_us
+        self._future_limit_us = limit
+        return limit
+
+    def _in_the_future(self, ts_us: int) -> str:
+        ahead = (ts_us - (self._future_limit_us - self.future_tolerance_us)) / 1_000_000
+        return (
+            f"future: ts {wire.format_ts(wire.from_epoch_us(ts_us))} is {ahead:.0f} s ahead "
+            f"of this machine's clock (future_tolerance {self.future_tolerance_us / 1e6:g} s)"
+        )
+
     def _dead_letter(
-        self, method: Basic.Deliver, props: BasicProperties, body: bytes, reason: str
+        self,
+        method: Basic.Deliver,
+        props: BasicProperties,
+        body: bytes,
+        reason: str,
+        kind: str = "invalid",
     ) -> None:
-        self.stats.invalid()
+        self.stats.dead_letter(kind)
         log.warning(
-            "invalid message with routing key %r sent to %s: %s",
+            "%s message with routing key %r sent to %s: %s",
+            "invalid" if kind == "invalid" else "refused",
             method.routing_key,
             self.topology.dead_letter_queue,
             reason,
@@ -364,6 +420,7 @@ class PvSimDaemon(Daemon):
     def _tick(self) -> None:
         self.heartbeat()
         self.stats.new_day(datetime.now(self.stats.tz))
+        self._future_limit()
         consumer = self.consumer
         if consumer is None:
             return
@@ -388,11 +445,13 @@ class PvSimDaemon(Daemon):
         backlog = "?" if depth is None else str(depth)
         text = (
             f"{link}; {stats.rows_today} rows today, {stats.rows} since start, "
-            f"{stats.duplicates} repeats dropped, {stats.rejected} invalid; "
+            f"{stats.duplicates} repeats dropped, {stats.rejected} dead-lettered; "
             f"backlog {backlog} in the queue; last reading {age}"
         )
         if self.pv.weather is not None:
             text += f"; weather file {self.pv.weather.source}"
+        if self._clock_untrusted:
+            text += "; clock before the build date: no check for readings in the future"
         storage = self.record.storage
         if storage is not None:
             text = (

@@ -146,6 +146,12 @@ class SecuritySettings(c.Section):
         "list `guest` for: RabbitMQ lets `guest` log in only from its own host, so they come "
         "from this machine (see *Security*: why it is safe, and when to say `no`)",
     )
+    future_tolerance: float = c.key(
+        c.duration(1),
+        "5m",
+        "a reading whose timestamp is further ahead of this machine's clock is dead-lettered "
+        "with reason `future` (s, m, h, d); older readings are always taken",
+    )
 
 
 @dataclass(frozen=True, kw_only=True)

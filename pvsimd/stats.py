@@ -1,9 +1,11 @@
-"""What pvsimd counts for STATUS: rows written, repeats dropped, invalid messages, the
-rows of the site's current day and the newest reading."""
+"""What pvsimd counts for STATUS: rows written, repeats dropped, dead letters by reason,
+the rows of the site's current day and the newest reading."""
 
 from __future__ import annotations
 
 from datetime import datetime, tzinfo
+
+DEAD_LETTER_REASONS = ("invalid", "forged", "future")
 
 
 class ReadingStats:
@@ -13,12 +15,17 @@ class ReadingStats:
         self.tz = tz
         self.rows = 0
         self.duplicates = 0
-        self.rejected = 0
+        self.dead_letters = dict.fromkeys(DEAD_LETTER_REASONS, 0)
         self.last_reading: datetime | None = None
         self.rows_today = 0
         self._today = ""  # the site's date, updated by new_day()
         self._day = ""  # the day rows_today counts
         self.new_day(datetime.now(tz))
+
+    @property
+    def rejected(self) -> int:
+        """Messages dead-lettered, whatever the reason."""
+        return sum(self.dead_letters.values())
 
     def new_day(self, now: datetime) -> None:
         """Called with the wall clock now and then: from the site's midnight on,
@@ -40,5 +47,6 @@ class ReadingStats:
         self.duplicates += 1
         self.last_reading = ts
 
-    def invalid(self) -> None:
-        self.rejected += 1
+    def dead_letter(self, reason: str) -> None:
+        """A message was dead-lettered, for one of :data:`DEAD_LETTER_REASONS`."""
+        self.dead_letters[reason] += 1

@@ -62,6 +62,7 @@ def test_the_schema(tmp_path):
         "verify_sender": True,
         "sender_map": {},
         "trust_local_guest": True,
+        "future_tolerance": 300.0,
     }
     ini.write_text(ini.read_text() + "[security]\nsender_map = guest:house-a,\n")
     assert c.load(ini, SCHEMA).security.sender_map == {"guest": frozenset({"house-a"})}

@@ -56,7 +56,7 @@ def test_an_invalid_message_is_dead_lettered_and_acknowledged_once_confirmed(pvs
     pvsimd._on_dead_letter_confirmed(1, multiple=False, ok=True)
     assert consumer.acks == [1, 3]
     assert len(rows(tmp_path)) == 2
-    assert "1 invalid" in pvsimd.status()
+    assert "1 dead-lettered" in pvsimd.status()
 
 
 def test_a_refused_dead_letter_fails_the_session(pvsimd):
