@@ -10,10 +10,11 @@ import time
 
 from meterd import load_model, replay
 from meterd.publisher import Publisher
-from meterd.sampler import Sampler
+from meterd.sampler import Sampler, format_us
 from meterd.schedule import Schedule
 from meterd.settings import SCHEMA
 from meterd.spool import Spool
+from pvsim import build_info
 from pvsim.dirlock import DirectoryLock
 from pvsim.lifecycle import Daemon, StartupError
 
@@ -46,6 +47,7 @@ class MeterDaemon(Daemon):
         self.state_dir = meter.state_directory / self.meter_id
         # one meterd (live or --replay) per meter: the spool has one writer
         self.lock = DirectoryLock(self.state_dir, f"another meterd of meter {self.meter_id}")
+        build_epoch = build_info.build_epoch()
         spool = self.config.spool
         self.spool = Spool(
             self.state_dir / "spool",
@@ -60,6 +62,7 @@ class MeterDaemon(Daemon):
             load_model.build(meter),
             self.spool,
             on_recorded=self._on_recorded,
+            floor_us=None if build_epoch is None else build_epoch * 1_000_000,
         )
         self.replay: replay.Replay | None = None
         if period is not None:
@@ -71,7 +74,7 @@ class MeterDaemon(Daemon):
                     self.config.broker.publish_window, spool.max_bytes
                 ),
             )
-        self.published = 0
+        self.published = 0  # confirmed by the broker since start
         self._draining_until: float | None = None
 
     @property
@@ -102,10 +105,11 @@ class MeterDaemon(Daemon):
             self.replay.start(self.signals.stop)
             return
         log.info(
-            "meter %s: sampling every %g s, next seq %d",
+            "meter %s: sampling every %g s, next seq %d; no timestamp before %s",
             self.meter_id,
             self.config.meter.interval,
             self.spool.next_seq,
+            self._floor_text(),
         )
         self.sampler.start(self.signals.stop)
 
@@ -158,6 +162,15 @@ class MeterDaemon(Daemon):
         if publisher is not None:
             publisher.wake(publisher.publish_pending)
 
+    def _floor_text(self) -> str:
+        newest = self.spool.newest_us
+        build = build_info.build_epoch()
+        if newest is not None and (build is None or newest > build * 1_000_000):
+            return f"the newest reading in the spool, {format_us(newest)}"
+        if build is None:
+            return "any (no build date known, and no reading in the spool)"
+        return f"the build date, {build_info.build_date_text()}"
+
     def _on_confirmed(self, count: int) -> None:
         self.published += count
         self.sessions.did_work(count)
@@ -204,10 +217,15 @@ class MeterDaemon(Daemon):
         trouble = []
         if self.sampler.missed:
             trouble.append(f"{self.sampler.missed} samples missed")
+        if self.sampler.skipped:
+            trouble.append(f"{self.sampler.skipped} samples skipped (clock stepped back)")
         if self.spool.skipped_records:
             trouble.append(f"{self.spool.skipped_records} corrupt spool records skipped")
         if trouble:
             text += "; " + ", ".join(trouble)
         if self.spool.dropped:
             text = f"SPOOL FULL: {self.spool.dropped} readings dropped; " + text
+        clock = self.sampler.describe_clock()
+        if clock is not None:
+            text = f"{clock}; {text}"
         return text

@@ -23,6 +23,12 @@ CRC again: a record damaged on disk since it was written is skipped, counted and
 as recovery does, never published.  Only pending records are indexed, and a segment is
 deleted only once all its records are confirmed, so a read never targets a deleted one.
 
+The spool also knows the time of the newest reading it ever recorded
+(:attr:`Spool.newest_us`, the last one before a restart included: the newest segment,
+and while it is still empty the one before it, is never deleted) — meterd never takes
+a timestamp at or before it again — and that of the newest reading the broker
+confirmed (:attr:`Spool.confirmed_ts`).
+
 Bounds: when the unconfirmed readings take more than ``max_bytes`` or the oldest is
 older than ``max_age`` seconds, the oldest are dropped (counted in :attr:`dropped`) and a
 WARNING names their seq ranges, at once and then at most every
@@ -170,6 +176,8 @@ class Spool:
         self._saved_confirmed = -1
         self._saved_at = 0.0
         self.skipped_records = 0
+        self.newest_us: int | None = None  # the newest reading's time ever recorded
+        self.confirmed_ts: float | None = None  # the newest confirmed reading's time
 
     # --- opening and recovery ----------------------------------------------------------
 
@@ -244,8 +252,14 @@ class Spool:
             seq, body = record
             count += 1
             last_seq = seq
+            ts_us = _reading_us(body)
+            if ts_us is not None and (self.newest_us is None or ts_us > self.newest_us):
+                self.newest_us = ts_us
             if seq > self._confirmed:
-                self._push(seq, first, line_offset, len(line) + 1, _reading_time(body))
+                ts = time.time() if ts_us is None else ts_us / 1_000_000
+                self._push(seq, first, line_offset, len(line) + 1, ts)
+            elif ts_us is not None:
+                self._confirmed_at(ts_us / 1_000_000)
         return count, last_seq
 
     # --- writing -----------------------------------------------------------------------
@@ -286,6 +300,9 @@ class Spool:
             self._active_count += 1
             self._next_seq = seq + 1
             ts = self.clock() if ts is None else ts
+            ts_us = round(ts * 1_000_000)
+            if self.newest_us is None or ts_us > self.newest_us:
+                self.newest_us = ts_us
             self._push(seq, self._segments[-1], size, len(record), ts)
             self._enforce_bounds()
             return seq
@@ -410,11 +427,22 @@ class Spool:
             if upto_seq <= self._confirmed:
                 return
             self._confirmed = upto_seq
-            while self._pending and self._pending.seq[self._pending.head] <= upto_seq:
+            index = self._pending
+            newest = None
+            while index and index.seq[index.head] <= upto_seq:
+                ts = index.ts[index.head]
+                if newest is None or ts > newest:
+                    newest = ts
                 self._pop_oldest()
+            if newest is not None:
+                self._confirmed_at(newest)
             if time.monotonic() - self._saved_at >= self.watermark_interval:
                 self._save_watermark(durable=False)
             self._drop_confirmed_segments(force_save=True)
+
+    def _confirmed_at(self, ts: float) -> None:
+        if self.confirmed_ts is None or ts > self.confirmed_ts:
+            self.confirmed_ts = ts
 
     def _save_watermark(self, durable: bool) -> None:
         tmp = self.directory / "confirmed.tmp"
@@ -430,12 +458,13 @@ class Spool:
         self._saved_at = time.monotonic()
 
     def _drop_confirmed_segments(self, force_save: bool) -> None:
-        """Delete segments (never the newest) whose records are all confirmed."""
-        removable = [
-            first
-            for first, nxt in zip(self._segments, self._segments[1:], strict=False)
-            if nxt - 1 <= self._confirmed
-        ]
+        """Delete segments whose records are all confirmed — never the newest, nor,
+        while the newest is still empty, the one before it (it holds the newest reading,
+        :attr:`newest_us`, for the next start)."""
+        pairs = list(zip(self._segments, self._segments[1:], strict=False))
+        if self._active_count == 0:
+            pairs = pairs[:-1]
+        removable = [first for first, nxt in pairs if nxt - 1 <= self._confirmed]
         if not removable:
             return
         if force_save and self._saved_confirmed < self._confirmed:
@@ -480,9 +509,9 @@ class Spool:
             self._fd = None
 
 
-def _reading_time(body: bytes) -> float:
-    """The reading's timestamp (epoch seconds) from its body; now if unreadable."""
+def _reading_us(body: bytes) -> int | None:
+    """The reading's timestamp (epoch microseconds) from its body; None if unreadable."""
     try:
-        return wire.parse_ts(json.loads(body)["ts"]).timestamp()
+        return wire.to_epoch_us(wire.parse_ts(json.loads(body)["ts"]))
     except (ValueError, KeyError, TypeError):
-        return time.time()
+        return None

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from meterd.clock_watch import ClockState
 from meterd.service import MeterDaemon
 from meterd.settings import SCHEMA
 from pvsim import config as c
@@ -101,3 +102,15 @@ def test_status_shows_missed_samples_skipped_records_and_drops(daemon):
     status = daemon.status()
     assert status.startswith("SPOOL FULL: 7 readings dropped; ")
     assert status.endswith("; 4 samples missed, 1 corrupt spool records skipped")
+
+
+def test_status_shows_skipped_samples_and_a_clock_it_waits_for(daemon):
+    daemon.sampler.skipped = 2
+    assert daemon.status().endswith("; 2 samples skipped (clock stepped back)")
+    daemon.sampler.clock = lambda: 5_000_000  # 1970
+    daemon.sampler.watch.state = ClockState.WAITING
+    status = daemon.status()
+    assert status.startswith(
+        "waiting for a trustworthy clock: it says 1970-01-01T00:00:05.000Z, not before "
+    )
+    assert "(the build date); " in status

@@ -431,3 +431,54 @@ def test_read_descriptors_stay_few_and_close_closes_them(spool_dir):
     assert len(os.listdir("/proc/self/fd")) == fds_before
     assert pending(spool) == list(range(40))  # still readable, and nothing left open
     assert len(os.listdir("/proc/self/fd")) == fds_before
+
+
+# --- the newest reading (meterd's trust floor) and the newest confirmed one --------------
+
+
+def reading_at(ts: float):
+    """make_body for a reading taken at ``ts`` (epoch seconds)."""
+    from pvsim import wire
+
+    def body(seq: int) -> bytes:
+        return wire.encode(wire.Reading("house-a", wire.from_epoch_us(round(ts * 1e6)), 1.0, seq))
+
+    return body
+
+
+T0 = 1_795_000_000.0
+
+
+def test_newest_reading_is_known_after_appends_and_after_a_restart(spool_dir):
+    spool = open_spool(spool_dir)
+    assert spool.newest_us is None and spool.confirmed_ts is None
+    for k in (0, 20, 10):  # a replay may record an older one last
+        spool.append(reading_at(T0 + k), T0 + k)
+    assert spool.newest_us == round((T0 + 20) * 1e6)
+    spool.confirm(2)  # all confirmed: only the newest segment stays
+    assert spool.confirmed_ts == T0 + 20
+    spool.close()
+    spool = open_spool(spool_dir)
+    assert spool.newest_us == round((T0 + 20) * 1e6)
+    assert spool.confirmed_ts == T0 + 20
+
+
+def test_the_segment_with_the_newest_reading_stays_while_the_newest_is_empty(spool_dir):
+    spool = open_spool(spool_dir, segment_records=2)
+    for k in range(4):
+        spool.append(reading_at(T0 + k), T0 + k)
+    spool.confirm(3)
+    spool.close()
+    spool = open_spool(spool_dir, segment_records=2)  # segment 2 is full: an empty one
+    spool.confirm(3)
+    spool.close()
+    assert segments(spool_dir) == [
+        "seg-00000000000000000002.log",  # kept: it holds the newest reading
+        "seg-00000000000000000004.log",
+    ]
+    spool = open_spool(spool_dir, segment_records=2)
+    assert spool.newest_us == round((T0 + 3) * 1e6)
+    spool.append(reading_at(T0 + 4), T0 + 4)
+    spool.confirm(4)
+    assert segments(spool_dir) == ["seg-00000000000000000004.log"]
+
