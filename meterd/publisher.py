@@ -41,6 +41,7 @@ class Publisher(Session):
         tick: Callable[[], None],
         on_confirmed: Callable[[int], None] = lambda _n: None,
         tick_interval: float = 0.1,
+        on_published: Callable[[int], None] = lambda _n: None,
     ):
         super().__init__(settings, f"meterd {meter_id}", tick, tick_interval)
         self.meter_id = meter_id
@@ -48,6 +49,7 @@ class Publisher(Session):
         self.spool = spool
         self.window = window
         self.on_confirmed = on_confirmed
+        self.on_published = on_published
         self._next_seq = spool.confirmed + 1
         self._next_tag = 1
         self._in_flight: deque[list] = deque()  # [delivery tag, seq, confirmed]
@@ -73,7 +75,8 @@ class Publisher(Session):
         if room <= 0:
             return
         self._next_seq = max(self._next_seq, self.spool.confirmed + 1)
-        for seq, body in self.spool.records_from(self._next_seq, room):
+        records = self.spool.records_from(self._next_seq, room)
+        for seq, body in records:
             self.channel.basic_publish(
                 exchange=self.settings.exchange,
                 routing_key=self.routing_key,
@@ -92,6 +95,8 @@ class Publisher(Session):
             self._in_flight.append([self._next_tag, seq, False])
             self._next_tag += 1
             self._next_seq = seq + 1
+        if records:
+            self.on_published(len(records))
 
     def on_return(self, _channel: object, method: object, _props: object, _body: bytes) -> None:
         if not self._returned:

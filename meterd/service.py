@@ -9,6 +9,7 @@ import logging
 import time
 
 from meterd import load_model, replay
+from meterd import metrics as meterd_metrics
 from meterd.publisher import Publisher
 from meterd.sampler import Sampler, format_us
 from meterd.schedule import Schedule
@@ -17,6 +18,7 @@ from meterd.spool import Spool
 from pvsim import build_info
 from pvsim.dirlock import DirectoryLock
 from pvsim.lifecycle import Daemon, StartupError
+from pvsim.metrics import Value
 
 log = logging.getLogger("meterd")
 
@@ -32,6 +34,8 @@ class MeterDaemon(Daemon):
     name = "meterd"
     schema = SCHEMA
     ready_needs_broker = False  # it samples and spools whether or not the broker is there
+    metrics = meterd_metrics.METRICS
+    metrics_hint = ": another meterd? every meterd@ instance needs its own [metrics] listen"
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -75,6 +79,7 @@ class MeterDaemon(Daemon):
                 ),
             )
         self.published = 0  # confirmed by the broker since start
+        self.sent = 0  # published (sent) since start, again after a lost connection
         self._draining_until: float | None = None
 
     @property
@@ -121,6 +126,7 @@ class MeterDaemon(Daemon):
             self.config.broker.publish_window,
             tick=self._tick,
             on_confirmed=self._on_confirmed,
+            on_published=self._on_published,
             tick_interval=TICK_S,
         )
         publisher.connect()
@@ -170,6 +176,9 @@ class MeterDaemon(Daemon):
         if build is None:
             return "any (no build date known, and no reading in the spool)"
         return f"the build date, {build_info.build_date_text()}"
+
+    def _on_published(self, count: int) -> None:
+        self.sent += count
 
     def _on_confirmed(self, count: int) -> None:
         self.published += count
@@ -229,3 +238,6 @@ class MeterDaemon(Daemon):
         if clock is not None:
             text = f"{clock}; {text}"
         return text
+
+    def metric_values(self) -> dict[str, Value]:
+        return meterd_metrics.values(self)

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from meterd import load_model
 from pvsim import config as c
+from pvsim import metrics
 from pvsim.broker import BrokerSettings
 from pvsim.lifecycle import LoggingSettings
 from pvsim.wire import METER_ID_RE
@@ -91,12 +92,24 @@ class SpoolSettings(c.Section):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MeterdMetricsSettings(c.Section):
+    """[metrics]: meterd's Prometheus endpoint."""
+
+    listen: metrics.Listen | None = metrics.listen_key(
+        ":10491",
+        metrics.LISTEN_DOC + "; each further `meterd@` instance on a box needs its own "
+        "(10492, 10493, …)",
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
 class MeterdConfig(c.Config):
     """meterd's whole configuration."""
 
     meter: MeterSettings
     broker: MeterdBrokerSettings
     spool: SpoolSettings
+    metrics: MeterdMetricsSettings
     logging: LoggingSettings
 
 

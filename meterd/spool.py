@@ -487,6 +487,13 @@ class Spool:
     def backlog_bytes(self) -> int:
         return self._pending_bytes
 
+    def oldest_ts(self) -> float | None:
+        """The time of the oldest unconfirmed reading (epoch seconds), None when there
+        is none (any thread)."""
+        with self._lock:
+            index = self._pending
+            return index.ts[index.head] if index else None
+
     @property
     def next_seq(self) -> int:
         return self._next_seq

@@ -9,9 +9,12 @@ logging, signals, sd_notify); :meth:`Daemon.serve` runs the rest: *open* the loc
 meterd is ready right after open, since it samples whether or not the broker is
 there), *run* the session loop until a stop is requested, *drain* in-flight work, and
 *stop*: close the session and the local state.  A :class:`Daemon` subclass supplies the
-steps.  Exit codes: 0 after a clean stop, 78 (EX_CONFIG) for a bad configuration, 73
-(EX_CANTCREAT) when the state or output directory cannot be used, 75 (:data:`EX_IN_USE`)
-when another process holds its lock (:mod:`pvsim.dirlock`), 70 (EX_SOFTWARE) for a bug.
+steps.  From open to stop the daemon serves its Prometheus metrics (``[metrics]
+listen``, :mod:`pvsim.metrics`): the shared ones and the subclass's
+:attr:`Daemon.metrics`.  Exit codes: 0 after a clean stop, 78 (EX_CONFIG) for a bad
+configuration, 73 (EX_CANTCREAT) when the state or output directory cannot be used, 75
+(:data:`EX_IN_USE`) when another process holds its lock (:mod:`pvsim.dirlock`), 70
+(EX_SOFTWARE) for a bug.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import ClassVar
 
-from pvsim import __version__, broker
+from pvsim import __version__, broker, metrics
 from pvsim import config as c
 from pvsim import log as pvlog
 from pvsim.dirlock import DirectoryInUse
@@ -89,6 +92,10 @@ class Daemon(ABC):
     status_interval: ClassVar[float] = 1.0
     #: False: ready once open (meterd spools without a broker); True: once connected
     ready_needs_broker: ClassVar[bool] = True
+    #: this daemon's own metrics (the shared ones come from :func:`pvsim.metrics.common`)
+    metrics: ClassVar[tuple[metrics.Metric, ...]] = ()
+    #: added to the WARNING when the metrics address cannot be used
+    metrics_hint: ClassVar[str] = ""
 
     def __init__(
         self, config: c.Config, signals: Signals, notifier: Notifier, args: argparse.Namespace
@@ -99,6 +106,7 @@ class Daemon(ABC):
         self.args = args
         self.config_path = config.files[0]
         self._last_status = float("-inf")
+        self.exporter: metrics.MetricsServer | None = None
         self.broker: broker.BrokerSettings = config.broker
         self.sessions: SessionLoop = SessionLoop(
             self.broker,
@@ -154,6 +162,22 @@ class Daemon(ABC):
     def status(self) -> str:
         return "running"
 
+    def metric_values(self) -> dict[str, metrics.Value]:
+        """The values of :attr:`metrics` now (called in the metrics thread: read, never
+        change, the daemon's state)."""
+        return {}
+
+    @classmethod
+    def all_metrics(cls) -> tuple[metrics.Metric, ...]:
+        """Every metric the daemon exposes, as the README lists them."""
+        return metrics.common(cls.name) + cls.metrics
+
+    def _metric_values(self) -> dict[str, metrics.Value]:
+        sessions = self.sessions
+        values = metrics.common_values(self.name, sessions.connected, sessions.reconnects)
+        values.update(self.metric_values())
+        return values
+
     def apply(self, config: c.Config) -> None:
         """Apply the live keys of a reloaded config (the logging level by default)."""
         pvlog.set_level(config.logging.level)
@@ -203,7 +227,11 @@ class Daemon(ABC):
     def serve(self) -> None:
         """open → connect → ready → run → drain → stop (meterd: ready before connect)."""
         try:
-            self.open()
+            self.open()  # its directory lock first: a second daemon stops here (exit 75)
+            collector = metrics.Collector(self.all_metrics(), self._metric_values)
+            self.exporter = metrics.serve(
+                self.config.metrics.listen, collector, self.name, self.metrics_hint
+            )
             if not self.ready_needs_broker:
                 self._ready()
             if self.sessions.connect():
@@ -218,7 +246,11 @@ class Daemon(ABC):
             try:
                 self.sessions.close()
             finally:
-                self.close()
+                try:
+                    self.close()
+                finally:
+                    if self.exporter is not None:
+                        self.exporter.close()
         log.info("stopped")
 
 

@@ -65,6 +65,7 @@ class SessionLoop(Generic[S]):
         self.session: S | None = None
         self.connected_since: float | None = None
         self.work_done = 0  # useful work in the current session (confirms, acks)
+        self.opened = 0  # sessions opened since start
 
     def connect(self) -> bool:
         """Open a session, retrying with backoff; False when a stop was requested first."""
@@ -74,6 +75,7 @@ class SessionLoop(Generic[S]):
         self.session = session
         self.connected_since = time.time()
         self.work_done = 0
+        self.opened += 1
         self._on_open(session)
         return True
 
@@ -112,6 +114,16 @@ class SessionLoop(Generic[S]):
                 session.run()
             except ConnectionLost:
                 pass
+
+    @property
+    def reconnects(self) -> int:
+        """Sessions opened again after one was lost."""
+        return max(0, self.opened - 1)
+
+    @property
+    def connected(self) -> bool:
+        """A session is open."""
+        return self.session is not None and self.connected_since is not None
 
     def did_work(self, amount: int = 1) -> None:
         self.work_done += amount

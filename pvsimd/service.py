@@ -30,8 +30,10 @@ from pika.spec import Basic, BasicProperties
 from pvsim import build_info, wire
 from pvsim.dirlock import DirectoryLock
 from pvsim.lifecycle import Daemon, StartupError
+from pvsim.metrics import Value
 from pvsim.reconnect import ConnectionLost
 from pvsim.session_loop import format_time
+from pvsimd import metrics as pvsimd_metrics
 from pvsimd.acks import Ack, AckRecord, SyncToken
 from pvsimd.consumer import Consumer
 from pvsimd.day_files import DayFiles
@@ -92,6 +94,7 @@ class PvSimDaemon(Daemon):
 
     name = "pvsimd"
     schema = SCHEMA
+    metrics = pvsimd_metrics.METRICS
 
     def __init__(self, *args: object, **kwargs: object):
         super().__init__(*args, **kwargs)
@@ -226,6 +229,7 @@ class PvSimDaemon(Daemon):
         self, _channel: object, method: Basic.Deliver, props: BasicProperties, body: bytes
     ) -> None:
         """pika's on_message callback (every delivery runs through here)."""
+        self.stats.received += 1
         delivery = (method, props, body)
         if self.record.admit(delivery) and not self._process(method, props, body):
             self.record.hold(delivery)
@@ -388,10 +392,12 @@ class PvSimDaemon(Daemon):
         if ack is not None and self.consumer is not None:
             self.consumer.ack_upto(ack.upto)
             self.sessions.did_work(ack.count)
+            self.stats.acknowledged_upto(ack.count, time.monotonic())
 
     # --- storage failure episodes ------------------------------------------------------
 
     def _storage_failed(self, exc: OSError) -> None:
+        self.stats.write_errors += 1
         self.files.force_checkpoint()  # what failed is written again, to the day files
         error = exc.strerror or str(exc)
         if self.record.storage_failed(error, time.monotonic(), time.time()):
@@ -420,6 +426,7 @@ class PvSimDaemon(Daemon):
     def _tick(self) -> None:
         self.heartbeat()
         self.stats.new_day(datetime.now(self.stats.tz))
+        self.stats.owing(self.record.waiting > 0, time.monotonic())
         self._future_limit()
         consumer = self.consumer
         if consumer is None:
@@ -459,3 +466,6 @@ class PvSimDaemon(Daemon):
                 f"{self.record.waiting} readings waiting; " + text
             )
         return text
+
+    def metric_values(self) -> dict[str, Value]:
+        return pvsimd_metrics.values(self)

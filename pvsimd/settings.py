@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pvsim import broker, topology
+from pvsim import broker, metrics, topology
 from pvsim import config as c
 from pvsim.lifecycle import LoggingSettings
 from pvsimd.senders import SenderMap, parse_sender_map
@@ -182,6 +182,13 @@ class OutputSettings(c.Section):
 
 
 @dataclass(frozen=True, kw_only=True)
+class PvsimdMetricsSettings(c.Section):
+    """[metrics]: pvsimd's Prometheus endpoint."""
+
+    listen: metrics.Listen | None = metrics.listen_key(":10490")
+
+
+@dataclass(frozen=True, kw_only=True)
 class PvsimdConfig(c.Config):
     """pvsimd's whole configuration."""
 
@@ -190,6 +197,7 @@ class PvsimdConfig(c.Config):
     broker: PvsimdBrokerSettings
     security: SecuritySettings
     output: OutputSettings
+    metrics: PvsimdMetricsSettings
     logging: LoggingSettings
 
 

@@ -1,5 +1,9 @@
-"""What pvsimd counts for STATUS: rows written, repeats dropped, dead letters by reason,
-the rows of the site's current day and the newest reading."""
+"""What pvsimd counts, for STATUS and its metrics: deliveries received, rows written,
+repeats dropped, dead letters by reason, acknowledgements, failed writes, the rows of
+the site's current day and the newest reading.
+
+Plain integers, counted where it happens (one addition per delivery on the hot path);
+the metrics thread only reads them (:mod:`pvsimd.metrics`)."""
 
 from __future__ import annotations
 
@@ -13,9 +17,14 @@ class ReadingStats:
 
     def __init__(self, tz: tzinfo):
         self.tz = tz
+        self.received = 0  # deliveries handled (a redelivery counts again)
         self.rows = 0
         self.duplicates = 0
         self.dead_letters = dict.fromkeys(DEAD_LETTER_REASONS, 0)
+        self.acknowledged = 0
+        self.write_errors = 0  # failed writes or syncs of the CSV files
+        self.last_ack_at: float | None = None  # monotonic
+        self.owed_since: float | None = None  # monotonic: deliveries wait for an ack since
         self.last_reading: datetime | None = None
         self.rows_today = 0
         self._today = ""  # the site's date, updated by new_day()
@@ -50,3 +59,25 @@ class ReadingStats:
     def dead_letter(self, reason: str) -> None:
         """A message was dead-lettered, for one of :data:`DEAD_LETTER_REASONS`."""
         self.dead_letters[reason] += 1
+
+    def acknowledged_upto(self, count: int, now: float) -> None:
+        """``count`` more deliveries were acknowledged at ``now`` (monotonic)."""
+        self.acknowledged += count
+        self.last_ack_at = now
+
+    def owing(self, waiting: bool, now: float) -> None:
+        """Called now and then: whether deliveries wait for an acknowledgement."""
+        if not waiting:
+            self.owed_since = None
+        elif self.owed_since is None:
+            self.owed_since = now
+
+    def ack_lag(self, waiting: bool, now: float) -> float:
+        """How long deliveries have waited for an acknowledgement, since the last one or
+        since they began to wait (0 when none waits)."""
+        if not waiting or self.owed_since is None:
+            return 0.0
+        since = self.owed_since
+        if self.last_ack_at is not None and self.last_ack_at > since:
+            since = self.last_ack_at
+        return max(0.0, now - since)

@@ -129,6 +129,8 @@ class Site:
             # the tests publish as one shared user (guest) without user_id; the
             # security tests turn verification on
             "security": {"verify_sender": "no"},
+            # tests run side by side on one machine: no fixed metrics port
+            "metrics": {"listen": ""},
             "logging": {"level": "info"},
         }
         for section, keys in overrides.items():
@@ -145,6 +147,7 @@ class Site:
                 "retry_max": 1,
             },
             "spool": {"fsync": "no"},
+            "metrics": {"listen": ""},
         }
         for section, keys in overrides.items():
             sections.setdefault(section, {}).update(keys)

@@ -49,6 +49,7 @@ PREFETCH = (
     "python3-pika",
     "python3-tenacity",
     "python3-sdnotify",
+    "python3-prometheus-client",
     "adduser",
     "procps",
     "rabbitmq-server",

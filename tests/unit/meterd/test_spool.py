@@ -482,3 +482,12 @@ def test_the_segment_with_the_newest_reading_stays_while_the_newest_is_empty(spo
     spool.confirm(4)
     assert segments(spool_dir) == ["seg-00000000000000000004.log"]
 
+
+def test_oldest_unconfirmed_reading_time(spool_dir):
+    spool = open_spool(spool_dir)
+    assert spool.oldest_ts() is None
+    spool.append(reading_at(T0), T0)
+    spool.append(reading_at(T0 + 10), T0 + 10)
+    assert spool.oldest_ts() == T0
+    spool.confirm(0)
+    assert spool.oldest_ts() == T0 + 10
