@@ -1,6 +1,6 @@
 """A real Prometheus (Debian's prometheus package) scrapes both daemons: every metric the
 daemons declare — and the README lists — arrives as a series, with the values a user
-expects."""
+expects, and Prometheus loads and evaluates the shipped alerting rules."""
 
 from __future__ import annotations
 
@@ -17,10 +17,13 @@ import pytest
 from meterd.service import MeterDaemon
 from pvsim import build_info
 from pvsimd.service import PvSimDaemon
-from tests.support.daemons import publish_raw
+from tests.support.daemons import REPO, publish_raw
 from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
+
+RULES = REPO / "docs" / "prometheus" / "pvsim-rules.yml"
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -43,6 +46,7 @@ class Prometheus:
         config = root / "prometheus.yml"
         config.write_text(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
+            f"rule_files:\n  - {RULES}\n"
             f"scrape_configs:\n{jobs}"
         )
         self.log_path = root / "prometheus.log"
@@ -146,7 +150,19 @@ def test_prometheus_scrapes_every_metric_of_both_daemons(site, prometheus_of):
             f"build_date={build_info.build_date_text()},{pvsimd_job},"
             f"version={build_info.VERSION}": 1.0
         }
-        # a message that is no reading: counted
+        # the shipped rules are loaded and evaluated, and none fires
+        groups = wait_until(
+            lambda: (g := prometheus.get("/api/v1/rules")["groups"])
+            and all(r.get("lastEvaluation", "").startswith("20") for r in g[0]["rules"])
+            and g,
+            timeout=20,
+            message="rules evaluated",
+        )
+        (group,) = groups
+        assert group["name"] == "pvsim" and len(group["rules"]) == 7
+        assert all(r["health"] == "ok" for r in group["rules"]), group["rules"]
+        assert all(r["state"] == "inactive" for r in group["rules"]), group["rules"]
+        # a message that is no reading: counted, and the alert fires
         publish_raw(site.broker_url, site.exchange, "reading.house-a", b"not a reading")
         wait_until(
             lambda: prometheus.query('pvsimd_dead_letters_total{reason="invalid"}')
@@ -154,6 +170,13 @@ def test_prometheus_scrapes_every_metric_of_both_daemons(site, prometheus_of):
             timeout=20,
             message="the dead letter counted",
         )
+        alerts = wait_until(
+            lambda: prometheus.get("/api/v1/alerts")["alerts"],
+            timeout=20,
+            message="no alert for the dead letter",
+        )
+        got = [(a["labels"]["alertname"], a["labels"].get("reason"), a["state"]) for a in alerts]
+        assert got == [("PvsimDeadLettersRising", "invalid", "firing")]
     except AssertionError:
         print(prometheus.log()[-3000:])
         raise
