@@ -10,6 +10,7 @@ republishes from the oldest unconfirmed reading; pvsimd drops the repeats.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable
 
@@ -42,8 +43,9 @@ class Publisher(Session):
         on_confirmed: Callable[[int], None] = lambda _n: None,
         tick_interval: float = 0.1,
         on_published: Callable[[int], None] = lambda _n: None,
+        stop: threading.Event | None = None,
     ):
-        super().__init__(settings, f"meterd {meter_id}", tick, tick_interval)
+        super().__init__(settings, f"meterd {meter_id}", tick, tick_interval, stop)
         self.meter_id = meter_id
         self.routing_key = wire.routing_key(meter_id)
         self.spool = spool

@@ -128,6 +128,7 @@ class MeterDaemon(Daemon):
             on_confirmed=self._on_confirmed,
             on_published=self._on_published,
             tick_interval=TICK_S,
+            stop=self.signals.stop,
         )
         publisher.connect()
         return publisher

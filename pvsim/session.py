@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import ssl
+import threading
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -28,6 +29,8 @@ from pvsim.broker import BrokerSettings
 from pvsim.reconnect import BrokerUnavailable, ConnectionLost
 
 log = logging.getLogger("pvsim.session")
+
+CLOSE_TIMEOUT_S = 5.0  # waiting for the broker's Close-Ok when stopping
 
 
 def describe(exc: BaseException | None) -> str:
@@ -100,11 +103,13 @@ class Session:
         connection_name: str,
         tick: Callable[[], None],
         tick_interval: float = 0.1,
+        stop: threading.Event | None = None,
     ):
         self.settings = settings
         self.connection_name = connection_name
         self._tick = tick
         self.tick_interval = tick_interval
+        self._stop = stop  # a stop requested while connecting ends the attempt
         self.connection: pika.SelectConnection | None = None
         self.channel: Channel | None = None
         self.is_ready = False
@@ -134,16 +139,21 @@ class Session:
     def run(self) -> None:
         """Run until the session ends or is paused.
 
-        Returns after :meth:`close` or :meth:`pause`; raises ConnectionLost otherwise.
+        Returns after :meth:`close` or :meth:`pause` (also one asked for before this
+        call); raises ConnectionLost otherwise.
         """
-        self._paused = False
         try:
-            if self.connection is not None and not self.connection.is_closed:
+            if (
+                not self._paused
+                and self.connection is not None
+                and not self.connection.is_closed
+            ):
                 self.connection.ioloop.start()
         finally:
             if self.connection is not None and self.connection.is_closed:
                 self._shutdown_loop()
-        if self._paused and self.connection is not None and self.connection.is_open:
+        paused, self._paused = self._paused, False
+        if paused and self.connection is not None and self.connection.is_open:
             return
         if not self._closing:
             raise ConnectionLost(self._failure or "connection closed")
@@ -154,12 +164,14 @@ class Session:
         self._stop_loop()
 
     def close(self) -> None:
-        """Ask for a clean close; the loop stops once the broker confirms it."""
+        """Ask for a clean close; the loop stops once the broker confirms it, or after
+        :data:`CLOSE_TIMEOUT_S` when it does not."""
         self._closing = True
         if self.connection is None or self.connection.is_closed:
             self._stop_loop()
         elif not self.connection.is_closing:
             self.connection.close()
+            self.connection.ioloop.call_later(CLOSE_TIMEOUT_S, self._stop_loop)
 
     def fail(self, reason: str) -> None:
         """End the session because of a problem; run()/connect() then raise with ``reason``."""
@@ -198,6 +210,10 @@ class Session:
 
     def _on_tick(self) -> None:
         try:
+            if not self.is_ready and self._stop is not None and self._stop.is_set():
+                self._failure = "stop requested while connecting"
+                self._stop_loop()  # connect() gives up: no further attempt follows
+                return
             self._tick()
         finally:
             self._schedule_tick()

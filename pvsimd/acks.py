@@ -15,9 +15,10 @@ what they say (write, sync, ``basic.ack``).  The rules:
 3. A delivery is acknowledged (``multiple=True``) once a sync covering it succeeded and
    every dead letter at or before it is confirmed by the broker; acknowledgements only
    move forward.
-4. A failed sync starts a new epoch: results of syncs begun before it no longer count
-   (their rows are rolled back and written again), and what was submitted but not
-   durable is submitted again by the next commit.
+4. A failed sync — any, also one begun before an earlier failure — starts a new epoch:
+   results of syncs begun before it no longer count (their rows are rolled back and
+   written again), and what was submitted but not durable is submitted again by the
+   next commit.
 5. A lost connection starts a new session: the broker redelivers whatever was not
    acknowledged, so everything of the old session is forgotten, and results of its
    syncs acknowledge nothing.
@@ -131,11 +132,11 @@ class AckRecord(Generic[D]):
         """Whether a result for ``token`` still counts (rule 4: not of an older epoch)."""
         return token.epoch == self.epoch
 
-    def sync_failed(self, token: SyncToken) -> None:
-        """A sync of the current epoch failed (see :meth:`counts`): a new epoch, and what
-        was submitted but not durable is submitted again (rule 4) — also when the failed
-        sync was an older session's, since the rollback takes every unsynced write."""
-        assert self.counts(token)
+    def sync_failed(self) -> None:
+        """A sync failed — whichever it was: ``syncfs`` reports a writeback error once,
+        to the first sync after it, so an older epoch's failure may be about newer rows.
+        A new epoch, and what was submitted but not durable is submitted again (rule 4):
+        the rollback takes every unsynced write, of whatever session."""
         self.epoch += 1
         self.submitted_tag = self.durable_tag
 

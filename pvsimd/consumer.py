@@ -14,6 +14,7 @@ failing) is dead-lettered by the broker itself, reason ``delivery_limit`` in x-d
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 
 from pika import data as amqp_data
@@ -45,13 +46,12 @@ class Consumer(Session):
         tick_interval: float = 0.1,
         *,
         on_dead_letter_confirmed: Callable[[int, bool, bool], None],
+        stop: threading.Event | None = None,
     ):
-        super().__init__(settings, f"pvsimd {topology.queue}", tick, tick_interval)
+        super().__init__(settings, f"pvsimd {topology.queue}", tick, tick_interval, stop)
         self.topology = topology
-        self.queue = topology.queue
         self.prefetch = prefetch
         self.handler = handler
-        self.dead_letter_queue = topology.dead_letter_queue
         self.on_dead_letter_confirmed = on_dead_letter_confirmed
         self.consumer_tag: str | None = None
         self.depth: int | None = None  # readings waiting in the queue, last we asked
@@ -112,7 +112,7 @@ class Consumer(Session):
 
     def start_consuming(self) -> None:
         self.consumer_tag = self.channel.basic_consume(
-            queue=self.queue, on_message_callback=self.handler, auto_ack=False
+            queue=self.topology.queue, on_message_callback=self.handler, auto_ack=False
         )
         self.ready()
 
@@ -124,8 +124,12 @@ class Consumer(Session):
 
     def dead_letter(
         self, body: bytes, props: BasicProperties, routing_key: str, reason: str
-    ) -> int:
-        """Republish a message to the dead-letter queue; returns its publish tag."""
+    ) -> int | None:
+        """Republish a message to the dead-letter queue; returns its publish tag (None
+        when the channel is gone: the session is ending, and the broker redelivers the
+        message to the next one)."""
+        if self.channel is None or not self.channel.is_open:
+            return None
         headers = dict(props.headers or {}) if isinstance(props.headers, dict) else {}
         if not _encodable(headers):
             # e.g. pika 1.2 decodes a header of -2**63 as 2**63 and cannot encode it back
@@ -145,7 +149,7 @@ class Consumer(Session):
             timestamp=props.timestamp,
             app_id=props.app_id,
         )
-        self.channel.basic_publish("", self.dead_letter_queue, body, dead)
+        self.channel.basic_publish("", self.topology.dead_letter_queue, body, dead)
         self._publish_tag += 1
         return self._publish_tag
 
@@ -158,7 +162,9 @@ class Consumer(Session):
     def check_depth(self) -> None:
         """Ask the broker how many readings wait in the queue (see :attr:`depth`)."""
         if self.channel is not None and self.channel.is_open and not self._closing:
-            self.channel.queue_declare(self.queue, passive=True, callback=self.on_depth)
+            self.channel.queue_declare(
+                self.topology.queue, passive=True, callback=self.on_depth
+            )
 
     def on_depth(self, frame: object) -> None:
         self.depth = frame.method.message_count

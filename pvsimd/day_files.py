@@ -57,15 +57,11 @@ class DayFiles:
         self,
         directory: Path,
         *,
-        fsync: bool | str = True,
+        fsync: str = "batch",
         max_open: int = 256,
         journal: bool = False,
     ):
         self.directory = Path(directory)
-        if fsync is True:
-            fsync = "batch"
-        elif fsync is False:
-            fsync = "off"
         if fsync not in FSYNC_MODES:
             raise ValueError(f"fsync must be one of {FSYNC_MODES}, not {fsync!r}")
         if fsync == "batch" and not durable.syncfs_available():
@@ -75,10 +71,9 @@ class DayFiles:
         self._dir = str(self.directory)
         self._dir_fd: int | None = None
         self._new_dirs: list[str] = []  # created since the last sync (fsync = file)
-        self.files = OpenFiles(self._dir, max_open, on_new_directory=self._new_directory)
+        self.open_files = OpenFiles(self._dir, max_open, on_new_directory=self._new_directory)
         self._dirty: list[DayFile] = []  # files with buffered rows
-        self.last_day = ""  # the local day of the reading last buffered
-        self.log = CommitLog()  # fsync = batch: writes not yet known durable
+        self.commit_log = CommitLog()  # fsync = batch: writes not yet known durable
         # the backlog journal (fsync = batch only), and the rows buffered since the last
         # commit (what the next append takes)
         self.journal = Journal(self._dir) if journal and fsync == "batch" else None
@@ -87,12 +82,12 @@ class DayFiles:
 
     @property
     def max_open(self) -> int:
-        return self.files.max_open
+        return self.open_files.max_open
 
     @property
-    def open_files(self) -> int:
+    def open_count(self) -> int:
         """Descriptors open on day files (at most ``max_open``)."""
-        return self.files.open_count
+        return self.open_files.open_count
 
     # --- buffering -------------------------------------------------------------------
 
@@ -105,16 +100,16 @@ class DayFiles:
             return False
         row = self._format_row(moment.local, meter_id, meter_w, moment.pv_w, seq)
         f.rows.append(row)
-        self._fresh.append(row)
-        self.last_day = day
+        if self.journal is not None:
+            self._fresh.append(row)
         return True
 
     def _file_for(self, meter_id: str, day: str, ts_us: int) -> DayFile | None:
         """The day file a row at ``ts_us`` goes to, marked dirty; None for a repeat."""
-        f, _new = self.files.get(meter_id, day)
+        f, _new = self.open_files.get(meter_id, day)
         newest = f.newest_us
         if newest is not None and ts_us <= newest and f.seen is None and f.has_rows_on_disk:
-            self.files.lend(f)  # the repeat check reads the file's timestamps
+            self.open_files.lend(f)  # the repeat check reads the file's timestamps
         if not f.add(ts_us):
             return None
         if not f.rows:
@@ -130,7 +125,7 @@ class DayFiles:
             return
         self._fresh = []
         for f in self._dirty:
-            self.files.forget(f)
+            self.open_files.forget(f)
         self._dirty = []
 
     # --- writing ---------------------------------------------------------------------
@@ -149,7 +144,7 @@ class DayFiles:
         fsync_file = self.fsync == "file"
         for f in dirty:
             try:
-                self.files.lend(f)
+                self.open_files.lend(f)
                 before, rows = f.write()
                 if fsync_file:
                     self._fsync_file(f, before, rows)
@@ -158,9 +153,9 @@ class DayFiles:
                 self._dirty.append(f)
                 continue
             written.append((f, before, rows))
-        generation = self.log.next_generation()
+        generation = self.commit_log.next_generation()
         if self.fsync == "batch":
-            self.log.written(generation, written)
+            self.commit_log.written(generation, written)
         if failed is not None:
             raise failed
         if self.journal is not None:
@@ -171,9 +166,10 @@ class DayFiles:
         """Append the rows buffered since the last commit to the journal, without making
         them durable (see :meth:`sync`); they stay buffered for the next write.  Returns
         this append's generation; OSError when appending failed."""
-        generation = self.log.next_generation()
-        self.journal.append("".join(self._fresh).encode(), generation, now)
-        self._fresh = []
+        generation = self.commit_log.next_generation()
+        if self._fresh:  # (a batch of repeats and dead letters appends nothing)
+            self.journal.append("".join(self._fresh).encode(), generation, now)
+            self._fresh = []
         return generation
 
     def force_checkpoint(self) -> None:
@@ -205,8 +201,8 @@ class DayFiles:
             generation = self.write()
         except OSError as exc:
             failed = exc
-            generation = self.log.generation
-        if self.log.unsynced:
+            generation = self.commit_log.generation
+        if self.commit_log.unsynced:
             try:
                 self.sync()
             except OSError:
@@ -230,20 +226,21 @@ class DayFiles:
         ``syncfs``, or only the journal's ``fdatasync`` when no day file was written
         since the last sync.  OSError on failure.  Safe to call from another thread once
         :meth:`sync_target` was called."""
-        if self.journal is not None and not self.log.unsynced and self.journal.fd is not None:
-            self.journal.sync()
+        journal = self.journal
+        if journal is not None and not self.commit_log.unsynced and journal.fd is not None:
+            journal.sync()
         else:
             durable.syncfs(self.sync_target())
 
     @property
     def unsynced(self) -> bool:
         """Rows written but not yet known to be durable (``fsync = batch``)."""
-        return self.log.unsynced
+        return self.commit_log.unsynced
 
     def mark_synced(self, generation: int) -> None:
         """A sync that began after :meth:`write` or :meth:`append_to_journal` returned
         ``generation`` succeeded."""
-        self.log.synced(generation)
+        self.commit_log.synced(generation)
         if self.journal is not None:
             self.journal.synced(generation)
 
@@ -252,18 +249,18 @@ class DayFiles:
         its size then, and buffer those rows again (before any newer ones)."""
         if self.journal is not None:
             self.journal.checkpoints.rolled_back()
-        if not self.log.unsynced:
+        if not self.commit_log.unsynced:
             return
         log.error(
             "syncing %s failed: rolling back %d writes not known to be durable",
             self._dir,
-            self.log.unsynced_writes,
+            self.commit_log.unsynced_writes,
         )
-        for f, before, rows in self.log.roll_back():
-            if not self.files.is_current(f):
+        for f, before, rows in self.commit_log.roll_back():
+            if not self.open_files.is_current(f):
                 continue  # forgotten (discard_buffered): examined afresh when next used
             try:
-                self.files.lend(f, check=False)
+                self.open_files.lend(f, check=False)
             except OSError:
                 f.suspect = True
                 f.size = before
@@ -322,7 +319,7 @@ class DayFiles:
         try:
             self.write_and_sync()
         finally:
-            self.files.close_all()
+            self.open_files.close_all()
             if self.journal is not None:
                 self.journal.close()
             if self._dir_fd is not None:

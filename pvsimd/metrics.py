@@ -93,7 +93,7 @@ def values(daemon: PvSimDaemon) -> dict[str, Value]:
             record.waiting > 0, time.monotonic()
         ),
         "pvsimd_csv_write_errors_total": stats.write_errors,
-        "pvsimd_open_day_files": files.open_files,
+        "pvsimd_open_day_files": files.open_count,
         "pvsimd_journal_rows": journal.checkpoints.rows if journal is not None else 0,
         "pvsimd_queue_readings": math.nan if depth is None else depth,
         "pvsimd_pv_power_watts": daemon.pv.power_w(datetime.now(UTC)),

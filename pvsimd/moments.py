@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, tzinfo
-from typing import NamedTuple
 
 from pvsim import wire
 from pvsimd.csv_format import format_local_ts
@@ -21,14 +20,34 @@ from pvsimd.csv_format import format_local_ts
 CACHE_SIZE = 16384  # distinct timestamps remembered (about 400 bytes each)
 
 
-class Moment(NamedTuple):
-    """What depends on a reading's timestamp alone."""
+class Moment:
+    """What depends on a reading's timestamp alone; the PV power is computed when it is
+    first asked for (a message refused by the checks after decoding never pays for it)."""
 
-    ts: datetime  # aware, UTC
-    epoch_us: int  # microseconds since the epoch: the identity of a reading's time
-    day: str  # the site's local day, YYYY-MM-DD: the day file
-    local: str  # the site's local time, ISO 8601 with offset: the row's timestamp
-    pv_w: float  # the PV power at this instant
+    __slots__ = ("ts", "epoch_us", "day", "local", "_pv_w", "_pv_power")
+
+    def __init__(
+        self,
+        ts: datetime,
+        epoch_us: int,
+        day: str,
+        local: str,
+        pv_power: Callable[[datetime], float],
+    ):
+        self.ts = ts  # aware, UTC
+        self.epoch_us = epoch_us  # microseconds since the epoch: the reading's identity
+        self.day = day  # the site's local day, YYYY-MM-DD: the day file
+        self.local = local  # the site's local time, ISO 8601 with offset: the row's first column
+        self._pv_w: float | None = None
+        self._pv_power = pv_power
+
+    @property
+    def pv_w(self) -> float:
+        """The PV power at this instant, W."""
+        pv_w = self._pv_w
+        if pv_w is None:
+            pv_w = self._pv_w = self._pv_power(self.ts)
+        return pv_w
 
 
 class Moments:
@@ -60,5 +79,5 @@ class Moments:
             wire.to_epoch_us(ts),
             local.date().isoformat(),
             format_local_ts(ts, self.tz),
-            self.pv_power(ts),
+            self.pv_power,
         )

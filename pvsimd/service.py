@@ -187,6 +187,7 @@ class PvSimDaemon(Daemon):
             tick=self._tick,
             tick_interval=min(self.flush_interval, 0.1),
             on_dead_letter_confirmed=self._on_dead_letter_confirmed,
+            stop=self.signals.stop,
         )
         consumer.connect()
         return consumer
@@ -209,7 +210,7 @@ class PvSimDaemon(Daemon):
         consumer.cancel()
         if not self.sessions.resume("stopping"):
             return
-        self.commit(force=True)
+        self.checkpoint()
         self._settle_syncs()
         if self.record.dead_letters and consumer.connection.is_open:
             self.sessions.resume("stopping")  # the confirm callback acknowledges and pauses
@@ -220,6 +221,13 @@ class PvSimDaemon(Daemon):
         self.files.discard_buffered()  # what was not acknowledged comes back from the broker
         try:
             self.files.close()
+        except OSError as exc:  # the disk: those rows are in the journal or still queued
+            log.error(
+                "could not write the last rows to their day files under %s: %s; the journal "
+                "keeps the acknowledged ones for the next start, the broker the others",
+                self.files.directory,
+                exc,
+            )
         finally:
             self.lock.release()
 
@@ -246,8 +254,9 @@ class PvSimDaemon(Daemon):
             if moment.epoch_us > self._future_limit_us and moment.epoch_us > self._future_limit():
                 raise Refused("future", self._in_the_future(moment.epoch_us))
         except wire.InvalidReading as exc:
-            self._dead_letter(method, props, body, str(exc), getattr(exc, "reason", "invalid"))
-            return True
+            return self._dead_letter(
+                method, props, body, str(exc), getattr(exc, "reason", "invalid")
+            )
         try:
             added = self.files.buffer(meter_id, moment, power_w, seq)
         except OSError as exc:
@@ -298,7 +307,16 @@ class PvSimDaemon(Daemon):
         body: bytes,
         reason: str,
         kind: str = "invalid",
-    ) -> None:
+    ) -> bool:
+        """Republish the message to the dead-letter queue (processed: True), or leave it
+        unprocessed when the session is ending (False: held until the session is gone,
+        then redelivered)."""
+        consumer = self.consumer
+        publish_tag = None
+        if consumer is not None:
+            publish_tag = consumer.dead_letter(body, props, method.routing_key, reason)
+        if publish_tag is None:
+            return False
         self.stats.dead_letter(kind)
         log.warning(
             "%s message with routing key %r sent to %s: %s",
@@ -307,9 +325,9 @@ class PvSimDaemon(Daemon):
             self.topology.dead_letter_queue,
             reason,
         )
-        publish_tag = self.consumer.dead_letter(body, props, method.routing_key, reason)
         self.record.dead_lettered(publish_tag, method.delivery_tag)
         self._processed(method.delivery_tag)
+        return True
 
     def _on_dead_letter_confirmed(self, publish_tag: int, multiple: bool, ok: bool) -> None:
         if not ok:
@@ -321,27 +339,36 @@ class PvSimDaemon(Daemon):
 
     def _processed(self, delivery_tag: int) -> None:
         if self.record.processed(delivery_tag):
-            self.commit(force=True, backlog=True)
+            self.commit_batch()
 
     # --- commits -----------------------------------------------------------------------
 
-    def commit(self, force: bool = False, backlog: bool = False) -> bool:
-        """Write the buffered rows and have them synced; the deliveries processed so far
-        are acknowledged once that is done.  False when writing failed.
-
-        A ``backlog`` commit (due by the batch size) appends to the journal unless a
-        checkpoint is due (:mod:`pvsimd.journal`); every other commit is a checkpoint.
-        Without ``force`` it waits for the flush interval."""
-        now = time.monotonic()
-        if not force and now - self._last_commit < self.flush_interval:
+    def commit_if_due(self) -> bool:
+        """The flush interval's checkpoint, once ``flush_interval`` has passed since the
+        last commit (the tick asks)."""
+        if time.monotonic() - self._last_commit < self.flush_interval:
             return True
+        return self.checkpoint()
+
+    def checkpoint(self) -> bool:
+        """Write every buffered row to its day file and have it synced; the deliveries
+        processed so far are acknowledged once that is done.  False when writing failed."""
+        return self._commit(batch=False)
+
+    def commit_batch(self) -> bool:
+        """The commit due by the batch size (a backlog): the rows since the last commit
+        go to the journal, unless a checkpoint is due (:mod:`pvsimd.journal`)."""
+        return self._commit(batch=True)
+
+    def _commit(self, batch: bool) -> bool:
+        now = time.monotonic()
         self._last_commit = now
         if self.consumer is None:
             return True
         files = self.files
-        if not self.record.has_new and (backlog or not files.journal_holds_rows):
+        if not self.record.has_new and (batch or not files.journal_holds_rows):
             return True  # nothing new, and no journaled rows owed to their day files
-        to_journal = backlog and not files.checkpoint_due(now)
+        to_journal = batch and not files.checkpoint_due(now)
         try:
             generation = files.append_to_journal(now) if to_journal else files.write()
         except OSError as exc:
@@ -349,7 +376,7 @@ class PvSimDaemon(Daemon):
             return False
         request = (self.record.submit(), generation)
         if self.syncer is not None and (to_journal or files.unsynced):
-            self.syncer.request(request)
+            self.syncer.request(request)  # in order after the syncs in flight
         else:  # fsync = file or off: the write made them as durable as they get
             self._synced(request, None)
         return True
@@ -375,13 +402,13 @@ class PvSimDaemon(Daemon):
     def _synced(self, request: SyncRequest, error: OSError | None) -> None:
         token, generation = request
         record = self.record
-        if not record.counts(token):
-            return  # its rows were rolled back after an earlier failure and are written again
-        if error is not None:
-            record.sync_failed(token)
+        if error is not None:  # also one of an older epoch: syncfs reports a writeback
+            record.sync_failed()  # error once, to whichever sync comes first
             self.files.roll_back_unsynced()
             self._storage_failed(error)
             return
+        if not record.counts(token):
+            return  # its rows were rolled back after an earlier failure and are written again
         self.files.mark_synced(generation)
         lasted = record.storage_recovered(time.time())
         if lasted is not None:
@@ -414,7 +441,7 @@ class PvSimDaemon(Daemon):
         deliveries in order."""
         record = self.record
         if record.storage is not None:
-            if not record.retry_due(time.monotonic()) or not self.commit(force=True):
+            if not record.retry_due(time.monotonic()) or not self.checkpoint():
                 return
         while (delivery := record.next_held()) is not None:
             if not self._process(*delivery):
@@ -435,7 +462,7 @@ class PvSimDaemon(Daemon):
         if self.record.storage is not None or self.record.held:
             self._retry_held()
         else:
-            self.commit()
+            self.commit_if_due()
         now = time.monotonic()
         if now - self._depth_checked >= DEPTH_INTERVAL_S:
             self._depth_checked = now

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from pvsim import broker, metrics, topology
 from pvsim import config as c
 from pvsim.lifecycle import LoggingSettings
+from pvsimd.day_files import FSYNC_MODES
 from pvsimd.senders import SenderMap, parse_sender_map
 from pvsimd.weather_files import parse_setting as parse_weather
 from pvsimd.weather_year import WeatherYear
@@ -162,7 +163,7 @@ class OutputSettings(c.Section):
         c.path, "/var/lib/pvsimd", "CSV files go to `<this>/<meter_id>/<YYYY-MM-DD>.csv`"
     )
     fsync: str = c.key(
-        c.choice("batch", "file", "off"),
+        c.choice(*FSYNC_MODES),
         "batch",
         "when rows are durable before the ack: `batch` one `syncfs` per flush; `file` an "
         "`fsync` per written file (and new directory entry); `off` leave it to the kernel",

@@ -86,12 +86,12 @@ class AckRecordMachine(RuleBasedStateMachine):
     def sync_finishes(self, ok: bool) -> None:
         token = self.syncs.pop(0)
         record = self.record
-        if not record.counts(token):
-            return  # rolled back after an earlier failure: written and synced again
-        if not ok:
-            record.sync_failed(token)
+        if not ok:  # whichever sync it was (rule 4)
+            record.sync_failed()
             assert record.submitted_tag == record.durable_tag  # submitted again
             return
+        if not record.counts(token):
+            return  # rolled back after an earlier failure: written and synced again
         if token.session == record.session:
             self.durable = max(self.durable, token.tag)
         record.storage_recovered(wall=1.0)
@@ -167,10 +167,10 @@ def test_a_failed_sync_makes_older_results_stale_and_resubmits():
     record: AckRecord[int] = AckRecord(batch=10)
     for tag in (1, 2):
         record.processed(tag)
-    first = record.submit()
+    record.submit()
     record.processed(3)
     second = record.submit()
-    record.sync_failed(first)
+    record.sync_failed()
     assert not record.counts(second)  # began before the failure: rows rolled back
     assert record.has_new  # 1..3 are submitted again by the next commit
     assert record.synced(record.submit()) == Ack(3, 3)

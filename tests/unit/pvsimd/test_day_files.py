@@ -43,7 +43,7 @@ def lines(path: Path) -> list[str]:
 
 @pytest.fixture
 def files(tmp_path):
-    files = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    files = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     yield files
     files.close()
 
@@ -166,10 +166,10 @@ def test_header_once_across_flushes(files, tmp_path):
 
 
 def test_header_once_after_restart(tmp_path):
-    first = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    first = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     write_all(first, [reading(utc(2026, 11, 24, 10))])
     first.close()
-    second = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    second = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     write_all(second, [reading(utc(2026, 11, 24, 10, 0, 10))])
     second.close()
     got = lines(tmp_path / "house-a/2026-11-24.csv")
@@ -181,7 +181,7 @@ def test_empty_existing_file_gets_a_header(tmp_path):
     path = tmp_path / "house-a/2026-11-24.csv"
     path.parent.mkdir()
     path.write_bytes(b"")
-    files = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    files = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     write_all(files, [reading(utc(2026, 11, 24, 10))])
     files.close()
     assert lines(path)[0] == HEADER_LINE and len(lines(path)) == 2
@@ -213,10 +213,10 @@ def test_same_instant_written_with_another_offset_is_a_duplicate(files):
 
 
 def test_duplicate_after_restart_is_not_written(tmp_path):
-    first = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    first = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     write_all(first, [reading(utc(2026, 11, 24, 10, 0, s)) for s in (0, 10, 20)])
     first.close()
-    second = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    second = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     assert second.add(reading(utc(2026, 11, 24, 10, 0, 20)), 1.0) is False  # the newest
     assert second.add(reading(utc(2026, 11, 24, 10, 0, 0)), 1.0) is False  # an older one
     assert second.add(reading(utc(2026, 11, 24, 10, 0, 30)), 1.0) is True
@@ -236,10 +236,10 @@ def test_duplicate_arriving_out_of_order_is_not_written(files, tmp_path):
 
 
 def test_duplicate_out_of_order_after_restart_is_not_written(tmp_path):
-    first = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    first = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     write_all(first, [reading(utc(2026, 11, 24, 10, 0, s)) for s in (0, 10, 20)])
     first.close()
-    second = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    second = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     write_all(second, [reading(utc(2026, 11, 24, 10, 0, 30))])
     assert second.add(reading(utc(2026, 11, 24, 10, 0, 10)), 1.0) is False
     second.close()
@@ -250,7 +250,7 @@ def test_duplicate_out_of_order_after_restart_is_not_written(tmp_path):
 
 
 def test_torn_last_line_is_cut_off_on_reopen(tmp_path, caplog):
-    first = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    first = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     write_all(first, [reading(utc(2026, 11, 24, 10, 0, s)) for s in (0, 10)])
     first.close()
     path = tmp_path / "house-a/2026-11-24.csv"
@@ -258,7 +258,7 @@ def test_torn_last_line_is_cut_off_on_reopen(tmp_path, caplog):
     with open(path, "ab") as fh:
         fh.write(b"2026-11-24T11:00:20+01:00,house-a,12")  # a crash mid-row
 
-    second = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    second = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     assert second.add(reading(utc(2026, 11, 24, 10, 0, 20)), 100.0) is True
     second.write_and_sync()
     second.close()
@@ -273,21 +273,21 @@ def test_torn_header_is_replaced_by_a_whole_one(tmp_path):
     path = tmp_path / "house-a/2026-11-24.csv"
     path.parent.mkdir()
     path.write_bytes(b"timestamp,meter")
-    files = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    files = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     write_all(files, [reading(utc(2026, 11, 24, 10))])
     files.close()
     assert lines(path)[0] == HEADER_LINE and len(lines(path)) == 2
 
 
 def test_repeat_of_the_torn_row_is_written_once_after_reopen(tmp_path):
-    first = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    first = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     write_all(first, [reading(utc(2026, 11, 24, 10))])
     first.close()
     path = tmp_path / "house-a/2026-11-24.csv"
     with open(path, "ab") as fh:
         fh.write(b"2026-11-24T11:00:10+01:00,house-a,1234.5,100.0,1334.5")  # no newline
 
-    second = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    second = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     assert second.add(reading(utc(2026, 11, 24, 10, 0, 10)), 100.0) is True
     second.close()
     assert [row["timestamp"] for row in rows(path)] == [
@@ -297,7 +297,7 @@ def test_repeat_of_the_torn_row_is_written_once_after_reopen(tmp_path):
 
 
 def test_failed_flush_leaves_only_complete_lines_and_raises(tmp_path, monkeypatch):
-    files = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    files = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     write_all(files, [reading(utc(2026, 11, 24, 10))])
     path = tmp_path / "house-a/2026-11-24.csv"
     before = path.read_bytes()
@@ -339,7 +339,7 @@ def test_failed_flush_leaves_only_complete_lines_and_raises(tmp_path, monkeypatc
 
 
 def test_failed_flush_of_a_new_file_leaves_no_half_header(tmp_path, monkeypatch):
-    files = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    files = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     files.add(reading(utc(2026, 11, 24, 10)), 1.0)
     real_write = os.write
 
@@ -358,7 +358,7 @@ def test_failed_flush_of_a_new_file_leaves_no_half_header(tmp_path, monkeypatch)
 
 
 def test_failed_flush_of_one_file_still_writes_the_others(tmp_path, monkeypatch):
-    files = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    files = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     write_all(files, [reading(utc(2026, 11, 24, 10), meter=m) for m in ("house-a", "house-b")])
     files.add(reading(utc(2026, 11, 24, 10, 0, 10), meter="house-a"), 1.0)
     files.add(reading(utc(2026, 11, 24, 10, 0, 10), meter="house-b"), 1.0)
@@ -395,13 +395,13 @@ def test_discard_buffered_forgets_buffered_rows(files, tmp_path):
 
 
 def test_max_open_2_with_3_meters_writes_every_row(tmp_path):
-    files = SiteDayFiles(tmp_path, BERLIN, fsync=False, max_open=2)
+    files = SiteDayFiles(tmp_path, BERLIN, fsync="off", max_open=2)
     meters = ["house-a", "house-b", "house-c"]
     for k in range(30):
         for meter in meters:
             assert files.add(reading(utc(2026, 11, 24, 10, 0, k), meter=meter, seq=k), 1.0)
             files.write_and_sync()  # as the consumer does between deliveries
-            assert files.open_files <= 2
+            assert files.open_count <= 2
     # repeats are still recognised after their file was closed and reopened
     for meter in meters:
         assert files.add(reading(utc(2026, 11, 24, 10, 0, 5), meter=meter), 1.0) is False
@@ -426,12 +426,12 @@ def open_csv_descriptors(directory: Path) -> int:
 
 
 def test_open_descriptors_never_exceed_max_open_even_with_buffered_rows(tmp_path):
-    files = SiteDayFiles(tmp_path, BERLIN, fsync=False, max_open=2)
+    files = SiteDayFiles(tmp_path, BERLIN, fsync="off", max_open=2)
     meters = [f"house-{c}" for c in "abcde"]
     for s in (0, 10, 20):
         for meter in meters:
             assert files.add(reading(utc(2026, 11, 24, 10, 0, s), meter=meter, seq=s), 1.0)
-            assert files.open_files <= 2
+            assert files.open_count <= 2
             assert open_csv_descriptors(tmp_path) <= 2
     files.write_and_sync()
     assert open_csv_descriptors(tmp_path) <= 2
@@ -446,7 +446,7 @@ def test_open_descriptors_never_exceed_max_open_even_with_buffered_rows(tmp_path
 
 
 def test_file_removed_while_closed_is_recreated_with_its_header(tmp_path, caplog):
-    files = SiteDayFiles(tmp_path, BERLIN, fsync=False, max_open=1)
+    files = SiteDayFiles(tmp_path, BERLIN, fsync="off", max_open=1)
     write_all(files, [reading(utc(2026, 11, 24, 10))])
     write_all(files, [reading(utc(2026, 11, 24, 10), meter="house-b")])  # closes house-a's
     path = tmp_path / "house-a/2026-11-24.csv"
@@ -458,7 +458,7 @@ def test_file_removed_while_closed_is_recreated_with_its_header(tmp_path, caplog
 
 
 def test_forgotten_file_state_is_read_again_from_disk(tmp_path):
-    files = SiteDayFiles(tmp_path, BERLIN, fsync=False, max_open=1)
+    files = SiteDayFiles(tmp_path, BERLIN, fsync="off", max_open=1)
     files.max_known = 2
     for meter in ("house-a", "house-b", "house-c"):  # house-a's state is dropped
         write_all(files, [reading(utc(2026, 11, 24, 10, 0, 10), meter=meter)])
@@ -469,14 +469,14 @@ def test_forgotten_file_state_is_read_again_from_disk(tmp_path):
 
 
 def test_close_flushes_buffered_rows(tmp_path):
-    files = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    files = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     files.add(reading(utc(2026, 11, 24, 10)), 1.0)
     files.close()
     assert len(rows(tmp_path / "house-a/2026-11-24.csv")) == 1
 
 
 def test_fsync_batch_writes_the_same_rows(tmp_path):
-    files = SiteDayFiles(tmp_path, BERLIN, fsync=True)
+    files = SiteDayFiles(tmp_path, BERLIN, fsync="batch")
     assert files.fsync == "batch"  # one syncfs per flush (this machine's libc has it)
     write_all(files, [reading(utc(2026, 11, 24, 10), meter=m) for m in ("house-a", "house-b")])
     files.close()
@@ -589,7 +589,7 @@ def test_local_midnight_splits_the_files(files, tmp_path):
 
 
 def test_reading_before_midnight_arriving_after_midnight_goes_to_its_day(tmp_path):
-    files = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    files = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     with freeze_time("2026-11-24T23:00:20Z"):  # 00:00:20 local: the next day already
         write_all(files, [reading(datetime(2026, 11, 24, 23, 59, 55, tzinfo=BERLIN))])
         files.close()
@@ -626,10 +626,10 @@ def test_fall_back_day_holds_25_hours(files, tmp_path):
 
 
 def test_fall_back_repeat_hour_is_not_taken_for_duplicates_after_restart(tmp_path):
-    first = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    first = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     write_all(first, every_10s(utc(2026, 10, 25, 0), utc(2026, 10, 25, 1)))  # 02:xx CEST
     first.close()
-    second = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    second = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     results = write_all(second, every_10s(utc(2026, 10, 25, 1), utc(2026, 10, 25, 2)))  # CET
     second.close()
     assert all(results)
@@ -654,7 +654,7 @@ def test_fall_back_repeat_hour_is_not_taken_for_duplicates_after_restart(tmp_pat
     ],
 )
 def test_file_and_offset_in_zones(tmp_path, tz, ts, day, local):
-    files = SiteDayFiles(tmp_path, tz, fsync=False)
+    files = SiteDayFiles(tmp_path, tz, fsync="off")
     write_all(files, [reading(ts)])
     files.close()
     assert [p.name for p in (tmp_path / "house-a").iterdir()] == [f"{day}.csv"]
@@ -663,7 +663,7 @@ def test_file_and_offset_in_zones(tmp_path, tz, ts, day, local):
 
 def test_adelaide_dst_end_day_holds_25_hours(tmp_path):
     # 2026-04-05 in Adelaide: 03:00 +10:30 becomes 02:00 +09:30
-    files = SiteDayFiles(tmp_path, ADELAIDE, fsync=False)
+    files = SiteDayFiles(tmp_path, ADELAIDE, fsync="off")
     write_all(files, every_10s(utc(2026, 4, 4, 13), utc(2026, 4, 5, 15)))
     files.close()
     got = [row["timestamp"] for row in rows(tmp_path / "house-a/2026-04-05.csv")]
@@ -673,7 +673,7 @@ def test_adelaide_dst_end_day_holds_25_hours(tmp_path):
 
 
 def test_utc_site_writes_z_offset_as_plus_zero(tmp_path):
-    files = SiteDayFiles(tmp_path, ZoneInfo("UTC"), fsync=False)
+    files = SiteDayFiles(tmp_path, ZoneInfo("UTC"), fsync="off")
     write_all(files, [reading(utc(2026, 11, 24, 23, 59, 50))])
     files.close()
     assert rows(tmp_path / "house-a/2026-11-24.csv")[0]["timestamp"] == (
@@ -682,10 +682,10 @@ def test_utc_site_writes_z_offset_as_plus_zero(tmp_path):
 
 
 def test_repeat_after_reopen_of_a_file_with_an_out_of_order_last_row_is_not_written(tmp_path):
-    first = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    first = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     write_all(first, [reading(utc(2026, 11, 24, 10, 0, s)) for s in (0, 10, 20, 30, 15)])
     first.close()
-    second = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    second = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     assert second.add(reading(utc(2026, 11, 24, 10, 0, 30)), 1.0) is False
     second.close()
     assert len(rows(tmp_path / "house-a/2026-11-24.csv")) == 5
@@ -696,10 +696,10 @@ def test_repeat_after_reopen_of_a_file_with_an_out_of_order_last_row_is_not_writ
 
 def test_newest_row_is_found_across_the_autumn_clock_change(tmp_path):
     # 00:30 UTC is 02:30+02:00, 01:10 UTC is 02:10+01:00: the later time has the smaller text
-    first = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    first = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     write_all(first, [reading(utc(2026, 10, 25, 0, 30)), reading(utc(2026, 10, 25, 1, 10))])
     first.close()
-    second = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    second = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     assert second.add(reading(utc(2026, 10, 25, 1, 10)), 1.0) is False  # a repeat
     assert second.add(reading(utc(2026, 10, 25, 0, 40)), 1.0) is True  # older, but new
     second.close()
@@ -707,26 +707,26 @@ def test_newest_row_is_found_across_the_autumn_clock_change(tmp_path):
 
 
 def test_newest_row_in_a_long_out_of_order_file_is_found(tmp_path):
-    first = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    first = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     times = [utc(2026, 11, 24, 10) + timedelta(seconds=10 * k) for k in range(500)]
     newest = times.pop(250)
     write_all(first, [reading(t) for t in times[:100]])
     write_all(first, [reading(newest)])  # arrives early
     write_all(first, [reading(t) for t in times[100:]])
     first.close()
-    second = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    second = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     assert second.add(reading(newest), 1.0) is False
     assert second.add(reading(newest + timedelta(seconds=1)), 1.0) is True
     second.close()
 
 
 def test_a_damaged_row_does_not_hide_the_newest(tmp_path):
-    first = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    first = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     write_all(first, [reading(utc(2026, 11, 24, 10, 0, s)) for s in (0, 10, 20)])
     first.close()
     path = tmp_path / "house-a/2026-11-24.csv"
     with open(path, "ab") as fh:
         fh.write(b"zz-not-a-time,house-a,1,1,2,9\n")  # sorts after every real row
-    second = SiteDayFiles(tmp_path, BERLIN, fsync=False)
+    second = SiteDayFiles(tmp_path, BERLIN, fsync="off")
     assert second.add(reading(utc(2026, 11, 24, 10, 0, 20)), 1.0) is False
     second.close()

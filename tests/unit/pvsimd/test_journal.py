@@ -160,7 +160,7 @@ def test_backlog_commits_journal_and_a_checkpoint_writes_the_day_files(tmp_path)
         assert journal.read_text().count("\n") == 6
         assert data_rows(tmp_path / "csv/house-1/2026-11-24.csv") == []
 
-        d.commit(force=True)  # a checkpoint (as the flush interval's, or stopping)
+        d.checkpoint()  # a checkpoint (as the flush interval's, or stopping)
         settle(d)
         assert journal.read_text() == ""
         for tag in range(1, 7):
@@ -207,7 +207,7 @@ def test_a_commit_of_the_flush_interval_writes_the_day_files_not_the_journal(tmp
     d.sessions.session = recorder = harness.AckRecorder()
     try:
         deliver(d, 1, "house-a", 1)
-        d.commit(force=True)  # what the tick does once flush_interval is up
+        d.checkpoint()  # what the tick does once flush_interval is up
         settle(d)
         assert recorder.acks == [1]
         assert len(data_rows(tmp_path / "csv/house-a/2026-11-24.csv")) == 1

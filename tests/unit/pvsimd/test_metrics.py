@@ -38,7 +38,7 @@ def test_a_scrape_gives_every_declared_metric_with_the_counters_values(tmp_path)
         deliver(d, 3, b"not json", routing_key="reading.house-a")
         deliver(d, 4, wire.Reading("house-b", now, 1.0, 4), user_id="house-a")  # forged
         deliver(d, 5, wire.Reading("house-a", now + timedelta(days=1), 1.0, 5), user_id="house-a")
-        d.commit(force=True)
+        d.checkpoint()
         d._collect_syncs()
         d.syncer.wait_idle(5)
         d._collect_syncs()

@@ -28,9 +28,17 @@ def test_each_timestamp_text_is_computed_once():
     asked = []
     moments = Moments(BERLIN, lambda ts: asked.append(ts) or 0.0)
     for _ in range(3):
-        moments.at("2026-11-24T10:00:00.000Z")
-    moments.at("2026-11-24T10:00:10.000Z")
+        assert moments.at("2026-11-24T10:00:00.000Z").pv_w == 0.0
+    moments.at("2026-11-24T10:00:10.000Z").pv_w  # noqa: B018 - asked for: computed
     assert len(asked) == 2
+
+
+def test_the_pv_power_is_computed_only_when_asked_for():
+    asked = []
+    moment = Moments(BERLIN, lambda ts: asked.append(ts) or 12.5).at("2026-11-24T10:00:00Z")
+    assert asked == []  # a refused message never asks
+    assert (moment.pv_w, moment.pv_w) == (12.5, 12.5)
+    assert len(asked) == 1
 
 
 def test_the_cache_is_bounded():

@@ -40,7 +40,7 @@ def test_a_commit_writes_the_rows_and_acknowledges_them(pvsimd, tmp_path):
     for tag in (1, 2):
         deliver(pvsimd, tag, reading(tag))
     assert pvsimd.consumer.acks == []
-    pvsimd.commit(force=True)
+    pvsimd.checkpoint()
     assert pvsimd.consumer.acks == [2]
     assert [line.split(",")[-1] for line in rows(tmp_path)] == ["1", "2"]
 
@@ -49,7 +49,7 @@ def test_an_invalid_message_is_dead_lettered_and_acknowledged_once_confirmed(pvs
     deliver(pvsimd, 1, reading(1))
     deliver(pvsimd, 2, b'{"v": 1}', routing_key="reading.house-a")
     deliver(pvsimd, 3, reading(3))
-    pvsimd.commit(force=True)
+    pvsimd.checkpoint()
     consumer = pvsimd.consumer
     assert consumer.dead_letters == [(b'{"v": 1}', "reading.house-a", "missing field meter_id")]
     assert consumer.acks == [1]  # not past the unconfirmed dead letter
@@ -79,7 +79,7 @@ def test_a_routing_key_of_another_meter_or_a_forged_sender_is_dead_lettered(tmp_
         "routing key does not match meter_id 'house-a'",
         "forged: broker user 'house-b' may not send readings of meter 'house-a'",
     ]
-    d.commit(force=True)
+    d.checkpoint()
     assert consumer.acks == []  # behind the two unconfirmed dead letters
     d._on_dead_letter_confirmed(2, multiple=True, ok=True)
     assert consumer.acks == [3]
@@ -89,7 +89,7 @@ def test_a_routing_key_of_another_meter_or_a_forged_sender_is_dead_lettered(tmp_
 def test_a_repeat_is_acknowledged_without_a_second_row(pvsimd, tmp_path):
     deliver(pvsimd, 1, reading(1))
     deliver(pvsimd, 2, reading(1))  # redelivered, or republished by meterd
-    pvsimd.commit(force=True)
+    pvsimd.checkpoint()
     assert pvsimd.consumer.acks == [2] and len(rows(tmp_path)) == 1
     assert "1 repeats dropped" in pvsimd.status()
 
@@ -117,7 +117,7 @@ def test_while_writing_fails_deliveries_are_held_and_retried_every_second(
         clock.tick(1.5)
         pvsimd._tick()  # the retry: the held ones in order, then the commit
         assert not pvsimd.record.held
-        pvsimd.commit(force=True)
+        pvsimd.checkpoint()
     assert pvsimd.consumer.acks == [2]
     assert [line.split(",")[-1] for line in rows(tmp_path)] == ["1", "2"]
     assert not pvsimd.status().startswith("CSV WRITES FAILING")
@@ -125,12 +125,12 @@ def test_while_writing_fails_deliveries_are_held_and_retried_every_second(
 
 def test_a_lost_session_forgets_what_was_not_acknowledged(pvsimd, tmp_path):
     deliver(pvsimd, 1, reading(1))
-    pvsimd.commit(force=True)
+    pvsimd.checkpoint()
     deliver(pvsimd, 2, reading(2))  # buffered, not acknowledged
     pvsimd.on_session_lost(ConnectionLost("gone"))
     pvsimd.sessions.session = consumer = AckRecorder()
     deliver(pvsimd, 1, reading(2))  # the broker redelivers it, with a new tag
-    pvsimd.commit(force=True)
+    pvsimd.checkpoint()
     assert consumer.acks == [1]
     assert [line.split(",")[-1] for line in rows(tmp_path)] == ["1", "2"]
 
