@@ -189,7 +189,8 @@ class Daemon(ABC):
         self.notifier.watchdog()
         if self.signals.reload.is_set():
             self.signals.reload.clear()
-            self.reload()
+            if not self.signals.stop.is_set():  # stopping: a reload would only delay it
+                self.reload()
         now = time.monotonic()
         if now - self._last_status >= self.status_interval:
             self._last_status = now
@@ -242,7 +243,7 @@ class Daemon(ABC):
             log.info("stopping: draining")
             self.drain()
         finally:
-            self.notifier.stopping()
+            self.notifier.stopping()  # (sent once: a failure skips the one above)
             try:
                 self.sessions.close()
             finally:

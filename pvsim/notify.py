@@ -24,6 +24,7 @@ class Notifier:
         self._clock = clock
         self._last_watchdog = float("-inf")
         self._last_status: str | None = None
+        self._stopping_sent = False
 
     def _send(self, message: str) -> None:
         if self._sd is not None:
@@ -52,7 +53,10 @@ class Notifier:
         self._send("RELOADING=1")
 
     def stopping(self) -> None:
-        self._send("STOPPING=1")
+        """STOPPING=1, once (the lifecycle says it on every way out)."""
+        if not self._stopping_sent:
+            self._stopping_sent = True
+            self._send("STOPPING=1")
 
 
 def _watchdog_interval(env: Mapping[str, str]) -> float | None:

@@ -100,8 +100,7 @@ class SessionLoop(Generic[S]):
             self.session.run()
         except ConnectionLost as exc:
             log.warning("connection lost while %s: %s", doing, exc)
-            self.session = None
-            self._on_lost(exc)
+            self._forget(exc)
             return False
         return True
 
@@ -132,6 +131,10 @@ class SessionLoop(Generic[S]):
         lived = time.time() - (self.connected_since or time.time())
         healthy = self.work_done > 0 or lived > self.settings.retry_max
         self.policy.lost(exc, healthy=healthy)
+        self._forget(exc)
+
+    def _forget(self, exc: ConnectionLost) -> None:
+        """The session is gone: no longer connected, and the daemon forgets its part."""
         self.connected_since = None
         self.session = None
         self._on_lost(exc)
