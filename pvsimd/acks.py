@@ -22,9 +22,11 @@ what they say (write, sync, ``basic.ack``).  The rules:
 5. A lost connection starts a new session: the broker redelivers whatever was not
    acknowledged, so everything of the old session is forgotten, and results of its
    syncs acknowledge nothing.
-6. While writing fails (a *storage episode*), nothing new is acknowledged, deliveries
-   are held, and the write is retried every ``retry_s``; the episode ends with the
-   first successful sync.
+6. While writing fails (a *storage episode*), nothing new is acknowledged and the write
+   is retried every ``retry_s``; the episode ends with the first successful sync.
+   Deliveries are held only once buffering itself fails (a day file that cannot be
+   opened); otherwise they are buffered and stay unacknowledged, so the prefetch limit
+   stops the flow either way.
 """
 
 from __future__ import annotations

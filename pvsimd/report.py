@@ -51,7 +51,7 @@ from zoneinfo import ZoneInfo
 from pvsim import config as c
 from pvsimd import balance, csv_format
 from pvsimd.csv_format import Row
-from pvsimd.settings import PvSettings, PvsimdConfig
+from pvsimd.settings import PvSettings, PvsimdConfig, SecuritySettings
 
 EX_OK = 0
 EX_NOINPUT = 66
@@ -332,11 +332,20 @@ class _PvSettingsUnread(PvSettings):
 
 
 @dataclass(frozen=True, kw_only=True)
+class _SecuritySettingsUnread(SecuritySettings):
+    """[security] with a sender_map file's path kept as text."""
+
+    sender_map: str = c.key(c.string, "", "the senders, not read by the report")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReportConfig(PvsimdConfig):
-    """pvsimd's schema with ``[pv] weather`` taken as it is: the report needs the output
-    directory and the timezone, not the weather file (nor read access to it)."""
+    """pvsimd's schema with the files it names (``[pv] weather``, a ``[security]
+    sender_map`` file) taken as their paths: the report needs the output directory and
+    the timezone, not those files (nor read access to them)."""
 
     pv: _PvSettingsUnread
+    security: _SecuritySettingsUnread
 
 
 def main(argv: Sequence[str] | None = None) -> int:

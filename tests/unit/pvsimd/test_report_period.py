@@ -154,6 +154,7 @@ def test_through_the_pvsimd_command_with_a_config_whose_weather_file_it_need_not
     config.write_text(
         "[site]\nlatitude = 52.5\nlongitude = 13.4\ntimezone = Europe/Berlin\n"
         "[pv]\nweather = /nonexistent/tmy.csv\n"
+        "[security]\nsender_map = /nonexistent/senders\n"  # nor a sender map it cannot read
         f"[output]\ndirectory = {out}\n"
     )
     args = ["report", "--config", str(config), "--from", "2026-01-31", "--to", "2026-02-02"]
