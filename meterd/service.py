@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from collections.abc import Sequence
 
 from meterd import load_model, replay
 from meterd import metrics as meterd_metrics
@@ -118,7 +119,7 @@ class MeterDaemon(Daemon):
         )
         self.sampler.start(self.signals.stop)
 
-    def open_session(self) -> Publisher:
+    def open_session(self, urls: Sequence[str]) -> Publisher:
         publisher = Publisher(
             self.broker,
             self.meter_id,
@@ -130,11 +131,11 @@ class MeterDaemon(Daemon):
             tick_interval=TICK_S,
             stop=self.signals.stop,
         )
-        publisher.connect()
+        publisher.connect(urls)
         return publisher
 
     def on_session_open(self, session: Publisher) -> None:
-        log.info("connected to %s", self.broker.display_url)
+        log.info("connected to %s", session.display_url)
         session.publish_pending()
 
     def drain(self) -> None:

@@ -7,6 +7,11 @@ Security (docs/security.md): ``amqps://`` verifies the broker's certificate and 
 holding a secret (a config file whose URL has a password, the password file, the private
 key) must not be readable by others: mode 0640 at most.  :func:`check` enforces all of
 that when the configuration is loaded.
+
+A cluster: ``url`` may list several nodes of one RabbitMQ cluster, separated by spaces
+(the same scheme, credentials and virtual host in each; every rule above holds for each
+URL).  Which node a daemon uses, and in what order it tries them, is
+:mod:`pvsim.nodes`' business.
 """
 
 from __future__ import annotations
@@ -44,10 +49,12 @@ class BrokerSettings(c.Section):
     follows from it: pika's parameters, the password, TLS."""
 
     url: str = c.key(
-        c.url("amqp", "amqps"),
+        c.urls("amqp", "amqps"),
         DEFAULT_URL,
         "broker URL: `amqps://` (TLS), or `amqp://` to this machine; a file whose URL holds "
-        "a password must be mode 0640 at most",
+        "a password must be mode 0640 at most; several URLs separated by spaces are the nodes "
+        "of one cluster (same scheme, user, password and virtual host), tried in an order "
+        "shuffled at start, the next one when the node in use goes away",
     )
     exchange: str = c.key(_NAME, topology.DEFAULT_EXCHANGE, "durable topic exchange of readings")
     heartbeat: int = c.key(c.integer(0, 600), "30", "AMQP heartbeat in seconds (0: off)")
@@ -86,10 +93,15 @@ class BrokerSettings(c.Section):
     )
 
     @functools.cached_property
+    def urls(self) -> tuple[str, ...]:
+        """The nodes' URLs, as configured (one for a single broker)."""
+        return tuple(self.url.split())
+
+    @functools.cached_property
     def username(self) -> str:
         """The broker user (the URL's; pika's default ``guest`` when it names none).
         Parsed once: meterd puts it in every message's user_id."""
-        name = urlsplit(self.url).username
+        name = urlsplit(self.urls[0]).username
         return unquote(name) if name else "guest"
 
     def password_source(self) -> Path | None:
@@ -113,9 +125,11 @@ class BrokerSettings(c.Section):
             )
         return context
 
-    def parameters(self, connection_name: str) -> pika.URLParameters:
-        """pika's parameters; raises OSError/ValueError/ssl.SSLError for unusable files."""
-        parts = urlsplit(self.url)
+    def parameters(self, connection_name: str, url: str | None = None) -> pika.URLParameters:
+        """pika's parameters for ``url`` (one of :attr:`urls`; the first by default);
+        raises OSError/ValueError/ssl.SSLError for unusable files."""
+        url = url or self.urls[0]
+        parts = urlsplit(url)
         source = self.password_source()
         if source is not None or (parts.username and parts.password is None):
             # pika cannot parse a user without a password: give it an empty one, then
@@ -125,7 +139,7 @@ class BrokerSettings(c.Section):
             password = read_secret(source) if source is not None else ""
             params.credentials = pika.PlainCredentials(self.username, password)
         else:
-            params = pika.URLParameters(self.url)
+            params = pika.URLParameters(url)
         if parts.scheme == "amqps":
             params.ssl_options = pika.SSLOptions(self.ssl_context(), server_hostname=parts.hostname)
         params.heartbeat = self.heartbeat
@@ -138,12 +152,13 @@ class BrokerSettings(c.Section):
 
     @property
     def display_url(self) -> str:
-        return redact(self.url)
+        """The URLs without their password, for logs (several joined by ", ")."""
+        return ", ".join(redact(u) for u in self.urls)
 
     def scrub(self, text: str) -> str:
         """``text`` with the broker password (URL or file) replaced by ``***``."""
         secrets = set()
-        raw = urlsplit(self.url).password
+        raw = urlsplit(self.urls[0]).password  # the same in every URL (config.urls)
         if raw:
             secrets.update({raw, unquote(raw)})
         source = self.password_source()
@@ -195,25 +210,23 @@ def _loose(path: Path) -> str | None:
 def check(config: c.Config) -> None:
     """Security checks of the ``[broker]`` section; raises ConfigError (see module doc)."""
     section: BrokerSettings = config.broker
-    parts = urlsplit(section.url)
+    parts = urlsplit(section.urls[0])  # scheme, user and password are the same in each
 
     def error(key: str, problem: str, file: str | Path | None = None) -> c.ConfigError:
         return c.ConfigError(file or config.source("broker", key), "broker", key, problem)
 
-    if (
-        parts.scheme == "amqp"
-        and not is_loopback(parts.hostname)
-        and not section.allow_plaintext
-    ):
-        raise error(
-            "url",
-            f"amqp:// would send the password and the readings unencrypted to "
-            f"{parts.hostname}, which is not this machine; use amqps:// (TLS), "
-            "or set allow_plaintext = yes on a trusted network",
-        )
+    for node in map(urlsplit, section.urls):
+        if node.scheme == "amqp" and not is_loopback(node.hostname) and not section.allow_plaintext:
+            raise error(
+                "url",
+                f"amqp:// would send the password and the readings unencrypted to "
+                f"{node.hostname}, which is not this machine; use amqps:// (TLS), "
+                "or set allow_plaintext = yes on a trusted network",
+            )
     for path in config.files:  # every file, also one whose URL a later file overrides
         text = c.read_values(path).get(("broker", "url"))
-        if text is not None and url_has_secret(text) and (loose := _loose(path)):
+        secret = text is not None and any(url_has_secret(u) for u in text.split())
+        if secret and (loose := _loose(path)):
             raise error(
                 "url",
                 f"holds a password but the file has {loose} (others may read it); "
@@ -252,13 +265,12 @@ def check(config: c.Config) -> None:
 
 def warnings(config: c.Config) -> list[str]:
     """What a daemon logs as WARNING at start (allow_plaintext in use)."""
-    parts = urlsplit(config.broker.url)
-    if parts.scheme == "amqp" and not is_loopback(parts.hostname):
-        return [
-            f"[broker] allow_plaintext = yes: the password and the readings travel "
-            f"unencrypted to {parts.hostname}; use amqps:// outside a trusted network"
-        ]
-    return []
+    return [
+        f"[broker] allow_plaintext = yes: the password and the readings travel "
+        f"unencrypted to {parts.hostname}; use amqps:// outside a trusted network"
+        for parts in map(urlsplit, config.broker.urls)
+        if parts.scheme == "amqp" and not is_loopback(parts.hostname)
+    ]
 
 
 def _check_secret_file(path: Path, source: str, key: str) -> None:
@@ -289,6 +301,15 @@ def _why(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror.lower()
     return str(exc) or type(exc).__name__
+
+
+def node_name(url: str) -> str:
+    """A node as STATUS names it: ``host:port`` (the scheme's port when none is given)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return f"{host}:{parts.port or (5671 if parts.scheme == 'amqps' else 5672)}"
 
 
 def redact(url: str) -> str:

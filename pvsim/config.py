@@ -316,6 +316,49 @@ def url(*schemes: str) -> Parser:
     return parse
 
 
+def urls(*schemes: str) -> Parser:
+    """One URL, or several separated by spaces: the nodes of one cluster, so the same
+    scheme, user, password and virtual host in each, each node once.  Returns the URLs
+    joined by single spaces (one URL: exactly as written)."""
+    one = url(*schemes)
+
+    def parse(text: str) -> str:
+        items = text.split()
+        if len(items) <= 1:
+            return one(text)
+        seen: dict[tuple[str, int | None], int] = {}
+        first = None
+        for number, item in enumerate(items, 1):
+            try:
+                one(item)
+            except ValueError as exc:
+                raise ValueError(f"URL {number} of {len(items)} {exc}") from None
+            parts = urlsplit(item)
+            node = (parts.hostname.lower(), parts.port)
+            if node in seen:
+                raise ValueError(f"URL {number} names the same node as URL {seen[node]}")
+            seen[node] = number
+            shape = (parts.scheme, parts.username, parts.password, parts.path)
+            if first is None:
+                first = shape
+            elif shape != first:
+                what = [
+                    name
+                    for name, a, b in zip(
+                        ("scheme", "user", "password", "virtual host"), shape, first, strict=True
+                    )
+                    if a != b
+                ]
+                raise ValueError(
+                    f"URL {number} differs from URL 1 in its {' and '.join(what)}: the URLs "
+                    "are the nodes of one cluster, reached with the same scheme, credentials "
+                    "and virtual host"
+                )
+        return " ".join(items)
+
+    return parse
+
+
 def timezone(text: str) -> ZoneInfo:
     try:
         return ZoneInfo(text)

@@ -10,6 +10,11 @@ method, and the daemon's reconnect loop wraps the whole session.
 :class:`BrokerUnavailable`); :meth:`Session.run` runs it until the session ends, returning
 after a requested :meth:`close` and raising :class:`ConnectionLost` otherwise.  A periodic
 ``tick`` runs during both, so the daemon can check for a stop, flush, and feed the watchdog.
+
+Given several nodes of a cluster (:mod:`pvsim.nodes`), :meth:`Session.connect` tries them
+one after another, each with a connection (and an I/O loop) of its own, until one is
+ready; a node that refused the set-up after the connection opened (a channel closed by
+the broker: the cluster's definitions are the same on every node) ends the attempt.
 """
 
 from __future__ import annotations
@@ -18,14 +23,14 @@ import logging
 import re
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 import pika
 import pika.exceptions
 from pika.channel import Channel
 
-from pvsim.broker import BrokerSettings
+from pvsim.broker import BrokerSettings, node_name, redact
 from pvsim.reconnect import BrokerUnavailable, ConnectionLost
 
 log = logging.getLogger("pvsim.session")
@@ -45,7 +50,13 @@ def describe(exc: BaseException | None) -> str:
     if isinstance(exc, ssl.SSLError):
         return "TLS: " + (exc.reason or str(exc)).lower().replace("_", " ")
     if isinstance(exc, pika.exceptions.ConnectionClosedByBroker | pika.exceptions.ChannelClosed):
-        return f"{exc.reply_code} {exc.reply_text}"
+        text = f"{exc.reply_code} {exc.reply_text}"
+        if "unknown exchange type" in text and "x-consistent-hash" in text:
+            text += (
+                " (shards need the plugin on every node: rabbitmq-plugins enable "
+                "rabbitmq_consistent_hash_exchange)"
+            )
+        return text
     if isinstance(exc, pika.exceptions.ProbableAuthenticationError):
         return "authentication refused by the broker"
     if isinstance(exc, pika.exceptions.ProbableAccessDeniedError):
@@ -112,15 +123,43 @@ class Session:
         self._stop = stop  # a stop requested while connecting ends the attempt
         self.connection: pika.SelectConnection | None = None
         self.channel: Channel | None = None
+        self.url: str = settings.urls[0]  # the node connected to (or being tried)
         self.is_ready = False
         self._closing = False
         self._paused = False
+        self._opened = False  # the AMQP connection to self.url opened
         self._failure: str | None = None
+
+    @property
+    def display_url(self) -> str:
+        """The node in use, without the password (for logs)."""
+        return redact(self.url)
 
     # --- driving the loop --------------------------------------------------------------
 
-    def connect(self) -> None:
-        """Open the connection and run the setup steps; raises BrokerUnavailable."""
+    def connect(self, urls: Sequence[str] = ()) -> None:
+        """Open a connection to the first of ``urls`` (default: the configured nodes, in
+        order) that works and run the setup steps; raises BrokerUnavailable, naming each
+        node's failure when there are several."""
+        urls = tuple(urls) or self.settings.urls
+        failures: list[str] = []
+        for url in urls:
+            try:
+                self._connect_to(url)
+                return
+            except BrokerUnavailable as exc:
+                if len(urls) == 1:
+                    raise
+                failures.append(f"{node_name(url)}: {exc}")
+                if self._opened:  # the broker itself refused the set-up
+                    break
+                self.connection = self.channel = None
+                self._failure = None
+        raise BrokerUnavailable("; ".join(failures))
+
+    def _connect_to(self, url: str) -> None:
+        self.url = url
+        self._opened = False
         self.open_connection()
         self._schedule_tick()
         try:
@@ -225,9 +264,9 @@ class Session:
         return self.settings.scrub(describe(exc))
 
     def open_connection(self) -> None:
-        log.debug("connecting to %s", self.settings.display_url)
+        log.debug("connecting to %s", self.display_url)
         try:
-            parameters = self.settings.parameters(self.connection_name)
+            parameters = self.settings.parameters(self.connection_name, self.url)
         except (OSError, ValueError, ssl.SSLError) as exc:  # e.g. the password file went away
             raise BrokerUnavailable(
                 "cannot prepare the connection: " + self.describe(exc)
@@ -240,6 +279,7 @@ class Session:
         )
 
     def on_connection_open(self, _connection: pika.SelectConnection) -> None:
+        self._opened = True
         self.open_channel()
 
     def on_connection_open_error(self, _connection: object, error: BaseException) -> None:

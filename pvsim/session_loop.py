@@ -3,8 +3,10 @@ it after a loss, close it on stop — and where the daemon stands with its broke
 
 Modelled on pika's asynchronous consumer example, where reconnecting is a loop around
 the whole lifecycle of one connection (:class:`pvsim.session.Session`).  The daemon
-gives the loop three things: how to open a session (:class:`~pvsim.session.Session`
-subclass, connected), what to do once one is open, and what to forget when one is lost.
+gives the loop three things: how to open a session on the first of some nodes that
+works (:class:`~pvsim.session.Session` subclass, connected), what to do once one is
+open, and what to forget when one is lost.  Which nodes, in which order: the loop's
+:class:`~pvsim.nodes.Nodes` (a lost session moves on to the next node).
 
 Backoff (:mod:`pvsim.reconnect`): a session that did useful work (confirms, acks —
 :meth:`SessionLoop.did_work`) or lived longer than ``retry_max`` was healthy, and the
@@ -17,18 +19,21 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Generic, Protocol, TypeVar
 
-from pvsim.broker import BrokerSettings
+from pvsim.broker import BrokerSettings, node_name, redact
+from pvsim.nodes import Nodes
 from pvsim.reconnect import ConnectionLost, ReconnectPolicy
 
 log = logging.getLogger("pvsim.session")
 
 
 class Runnable(Protocol):
-    """What the loop needs of a session: run it (returns when paused, raises
-    ConnectionLost when lost) and close it."""
+    """What the loop needs of a session: the node it is on, run it (returns when
+    paused, raises ConnectionLost when lost) and close it."""
+
+    url: str
 
     def run(self) -> None: ...
 
@@ -46,18 +51,23 @@ class SessionLoop(Generic[S]):
         settings: BrokerSettings,
         stop: threading.Event,
         idle: Callable[[], None],
-        open_session: Callable[[], S],
+        open_session: Callable[[Sequence[str]], S],
         on_open: Callable[[S], None] = lambda _session: None,
         on_lost: Callable[[ConnectionLost], None] = lambda _exc: None,
+        nodes: Nodes | None = None,
     ):
         self.settings = settings
         self.stop = stop
+        self.nodes = nodes or Nodes(settings.urls)
+        self._cluster = f"broker {settings.display_url}"
+        if len(self.nodes) > 1:
+            self._cluster = f"broker ({len(self.nodes)} nodes)"
         self.policy = ReconnectPolicy(
             settings.retry_initial,
             settings.retry_max,
             stop,
             idle=idle,
-            what=f"broker {settings.display_url}",
+            what=self._cluster,
         )
         self._open_session = open_session
         self._on_open = on_open
@@ -69,9 +79,11 @@ class SessionLoop(Generic[S]):
 
     def connect(self) -> bool:
         """Open a session, retrying with backoff; False when a stop was requested first."""
-        session = self.policy.call(self._open_session)
+        self.policy.what = self._cluster
+        session = self.policy.call(lambda: self._open_session(self.nodes.to_try()))
         if session is None:
             return False
+        self.nodes.connected(session.url)
         self.session = session
         self.connected_since = time.time()
         self.work_done = 0
@@ -130,6 +142,8 @@ class SessionLoop(Generic[S]):
     def _lost(self, exc: ConnectionLost) -> None:
         lived = time.time() - (self.connected_since or time.time())
         healthy = self.work_done > 0 or lived > self.settings.retry_max
+        if self.nodes.current is not None:
+            self.policy.what = f"broker {redact(self.nodes.current)}"
         self.policy.lost(exc, healthy=healthy)
         self._forget(exc)
 
@@ -137,12 +151,16 @@ class SessionLoop(Generic[S]):
         """The session is gone: no longer connected, and the daemon forgets its part."""
         self.connected_since = None
         self.session = None
+        self.nodes.lost()
         self._on_lost(exc)
 
     def describe(self, connected: str) -> str:
-        """``<connected> since T``, ``broker unreachable, retrying since T`` or
-        ``connecting``: where the daemon stands with its broker, for STATUS."""
+        """``<connected> since T`` (``<connected> on host:port since T`` with several
+        nodes), ``broker unreachable, retrying since T`` or ``connecting``: where the
+        daemon stands with its broker, for STATUS."""
         if self.connected_since is not None:
+            if len(self.nodes) > 1 and self.nodes.current is not None:
+                connected += f" on {node_name(self.nodes.current)}"
             return f"{connected} since {format_time(self.connected_since)}"
         if self.policy.retrying_since is not None:
             return f"broker unreachable, retrying since {format_time(self.policy.retrying_since)}"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -178,7 +179,7 @@ class PvSimDaemon(Daemon):
             how = "synced with one syncfs per batch"
         log.info("CSV files under %s: %s, up to %d kept open", files.directory, how, files.max_open)
 
-    def open_session(self) -> Consumer:
+    def open_session(self, urls: Sequence[str]) -> Consumer:
         consumer = Consumer(
             self.broker,
             self.topology,
@@ -189,11 +190,11 @@ class PvSimDaemon(Daemon):
             on_dead_letter_confirmed=self._on_dead_letter_confirmed,
             stop=self.signals.stop,
         )
-        consumer.connect()
+        consumer.connect(urls)
         return consumer
 
     def on_session_open(self, session: Consumer) -> None:
-        log.info("consuming from queue %s on %s", self.topology.queue, self.broker.display_url)
+        log.info("consuming from queue %s on %s", self.topology.queue, session.display_url)
 
     def on_session_lost(self, exc: ConnectionLost) -> None:
         """The broker redelivers what we did not acknowledge: drop our side of it."""

@@ -19,6 +19,7 @@ from pvsim.signals import Signals
 
 class FakePublisher:
     is_ready = True
+    display_url = "amqp://guest:***@localhost:5672/%2F"
 
     def __init__(self) -> None:
         self.calls: list[str] = []

@@ -276,3 +276,39 @@ def test_both_daemons_run_the_checks(tmp_path):
     )
     with pytest.raises(c.ConfigError):
         checked(pv, PVSIMD)
+
+
+# --- several nodes: every rule holds for each URL ------------------------------------------
+
+
+def test_plaintext_to_any_node_that_is_not_this_machine_is_refused(tmp_path):
+    urls = "amqp://guest:guest@127.0.0.1:5672/ amqp://guest:guest@rabbit-2.example:5672/"
+    text = check_error(meterd_ini(tmp_path, f"url = {urls}\n"))
+    assert "[broker] url" in text and "rabbit-2.example" in text and "allow_plaintext" in text
+    config = checked(meterd_ini(tmp_path, f"url = {urls}\nallow_plaintext = yes\n"))
+    (warning,) = broker.warnings(config)
+    assert "rabbit-2.example" in warning
+
+
+def test_a_password_in_any_of_the_urls_needs_a_private_file(tmp_path):
+    urls = " ".join(f"amqps://house-a:{SECRET}@rabbit-{i}.example/pvsim" for i in (1, 2))
+    text = check_error(meterd_ini(tmp_path, f"url = {urls}\n", 0o644))
+    assert "mode 0644" in text
+    config = checked(meterd_ini(tmp_path, f"url = {urls}\n", 0o600))
+    settings = config.broker
+    assert settings.urls == tuple(urls.split()) and settings.username == "house-a"
+    assert SECRET not in settings.display_url and settings.display_url.count("***") == 2
+    assert settings.scrub(f"oops {SECRET}") == "oops ***"
+
+
+def test_each_node_gets_its_own_parameters_and_tls_host_name(tmp_path, pki):
+    urls = "amqps://house-a@rabbit-1.example:5671/pvsim amqps://house-a@rabbit-2.example/pvsim"
+    config = checked(meterd_ini(tmp_path, f"url = {urls}\nca_file = {pki.ca_pem}\n"))
+    settings = config.broker
+    one = settings.parameters("t", settings.urls[0])
+    two = settings.parameters("t", settings.urls[1])
+    assert (one.host, one.port) == ("rabbit-1.example", 5671)
+    assert (two.host, two.port) == ("rabbit-2.example", 5671)
+    assert two.ssl_options.server_hostname == "rabbit-2.example"
+    assert broker.node_name(settings.urls[1]) == "rabbit-2.example:5671"
+    assert broker.node_name("amqp://[::1]/v") == "[::1]:5672"

@@ -428,6 +428,11 @@ def test_check_config_of_shipped_file_exits_0(capsys, daemon, shipped):
         ("pvsimd", "[site]\nlatitude = 91\nlongitude = 0\n", ["[site] latitude"]),
         ("pvsimd", PVSIMD_MIN + "timezone = Nowhere/Land\n", ["[site] timezone"]),
         ("pvsimd", PVSIMD_MIN + "[broker]\nurl = http://x/\n", ["[broker] url"]),
+        (
+            "pvsimd",
+            PVSIMD_MIN + "[broker]\nurl = amqp://localhost/ amqp://localhost/\n",
+            ["[broker] url", "URL 2 names the same node as URL 1"],
+        ),
     ],
 )
 def test_check_config_of_bad_file_exits_78_with_one_line(tmp_path, capsys, daemon, text, parts):
@@ -457,3 +462,39 @@ def test_check_config_names_the_bad_dropin(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert f"{dropin}: [spool] fsync" in err
+
+
+# --- several URLs: the nodes of one cluster ------------------------------------------------
+
+URLS = c.urls("amqp", "amqps")
+
+
+def test_several_urls_separated_by_spaces_are_the_nodes_of_one_cluster():
+    text = "amqps://h@rabbit-1:5671/pvsim   amqps://h@rabbit-2:5671/pvsim\n amqps://h@rabbit-3/pvsim"
+    assert URLS(text) == (
+        "amqps://h@rabbit-1:5671/pvsim amqps://h@rabbit-2:5671/pvsim amqps://h@rabbit-3/pvsim"
+    )
+    assert URLS("amqp://guest:guest@localhost:5672/%2F") == "amqp://guest:guest@localhost:5672/%2F"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("amqps://h@a/v http://h@b/v", "URL 2 of 2 must start with amqp:// or amqps://"),
+        ("amqps://h@a/v amqp://h@b/v", "differs from URL 1 in its scheme"),
+        ("amqps://h@a/v amqps://other@b/v", "differs from URL 1 in its user"),
+        ("amqps://h:pw@a/v amqps://h:other@b/v", "differs from URL 1 in its password"),
+        ("amqps://h@a/v amqps://h@b/w", "differs from URL 1 in its virtual host"),
+        ("amqps://h@a:5671/v amqps://h@A:5671/v", "URL 2 names the same node as URL 1"),
+        ("amqps://h@a/v amqps://h@b:99999/v", "URL 2 of 2 is not a valid URL"),
+    ],
+)
+def test_the_urls_of_a_cluster_must_agree(text, problem):
+    with pytest.raises(ValueError, match=problem):
+        URLS(text)
+
+
+def test_an_error_in_one_of_several_urls_does_not_quote_a_password():
+    with pytest.raises(ValueError) as err:
+        URLS("amqp://h:s3cr3t-pw@a/v amqp://h:s3cr3t-pw@b/w")
+    assert "s3cr3t" not in str(err.value)

@@ -8,7 +8,7 @@ import time
 
 from freezegun import freeze_time
 
-from pvsim.broker import BrokerSettings
+from pvsim.broker import BrokerSettings, node_name
 from pvsim.reconnect import BrokerUnavailable, ConnectionLost
 from pvsim.session_loop import SessionLoop
 
@@ -16,10 +16,11 @@ from pvsim.session_loop import SessionLoop
 class Session:
     """Runs until it pauses (returns) or is lost (raises), as its script says."""
 
-    def __init__(self, *outcomes: str, on_run=lambda: None):  # noqa: ANN001
+    def __init__(self, *outcomes: str, on_run=lambda: None, url: str = ""):  # noqa: ANN001
         self.outcomes = list(outcomes)
         self.on_run = on_run
         self.closed = False
+        self.url = url  # "": the first node it was offered
 
     def run(self) -> None:
         self.on_run()
@@ -31,15 +32,26 @@ class Session:
         self.closed = True
 
 
-def _loop(*sessions: Session, **hooks) -> SessionLoop:  # noqa: ANN003
-    settings = BrokerSettings.__new__(BrokerSettings)
-    object.__setattr__(settings, "url", "amqp://guest:secret@localhost/%2F")
-    object.__setattr__(settings, "retry_initial", 0.001)
-    object.__setattr__(settings, "retry_max", 30.0)
-    queue = list(sessions)
-    return SessionLoop(
-        settings, threading.Event(), idle=lambda: None, open_session=lambda: queue.pop(0), **hooks
-    )
+def _settings(url: str = "amqp://guest:secret@localhost/%2F") -> BrokerSettings:
+    return BrokerSettings(url=url, retry_initial=0.001, retry_max=30.0)
+
+
+def _loop(*sessions: Session, settings: BrokerSettings | None = None, **hooks) -> SessionLoop:  # noqa: ANN003
+    offered: list[tuple[str, ...]] = []
+
+    def open_session(urls):
+        offered.append(tuple(urls))
+        session = sessions_left.pop(0)
+        session.url = session.url or urls[0]
+        return session
+
+    sessions_left = list(sessions)
+    loop = SessionLoop(
+        settings or _settings(), threading.Event(), idle=lambda: None,
+        open_session=open_session, **hooks,
+    )  # fmt: skip
+    loop.offered = offered
+    return loop
 
 
 def test_a_lost_session_is_reopened_and_the_hooks_say_so():
@@ -101,13 +113,14 @@ def test_describe_says_connected_retrying_or_connecting():
     attempts = iter([BrokerUnavailable("connection refused"), "check", Session()])
     loop = _loop()
 
-    def attempt():
+    def attempt(urls):
         result = next(attempts)
         if result == "check":
             assert "retrying since" in loop.describe("connected")
             result = next(attempts)
         if isinstance(result, Exception):
             raise result
+        result.url = urls[0]
         return result
 
     assert loop.describe("consuming q") == "connecting"
@@ -117,3 +130,28 @@ def test_describe_says_connected_retrying_or_connecting():
         loop.connected_since = time.time()
         assert loop.describe("consuming q").startswith("consuming q since 2026-11-2")
     assert "secret" not in loop.describe("connected")
+
+
+NODES = " ".join(f"amqp://guest:secret@node{i}.local:5672/%2F" for i in range(3))
+
+
+def test_a_lost_session_moves_on_to_the_next_node_and_status_names_the_node():
+    first, second = Session("lost"), Session("pause")
+    loop = _loop(first, second, settings=_settings(NODES))
+    order = loop.nodes.urls
+    assert sorted(order) == sorted(NODES.split())
+    assert loop.connect() and loop.offered == [order]
+    loop.connected_since = time.time()
+    assert " on node" in loop.describe("consuming q") and "secret" not in loop.describe("x")
+    assert loop.describe("consuming q").startswith(f"consuming q on {node_name(order[0])} since")
+    loop.run()  # the first node's session is lost: the next round starts with the second
+    assert loop.offered[1] == (*order[1:], order[0])
+    assert loop.nodes.current == order[1]
+
+
+def test_a_single_url_is_offered_alone_and_status_names_no_node():
+    loop = _loop(Session("pause"))
+    assert loop.connect()
+    assert loop.offered == [("amqp://guest:secret@localhost/%2F",)]
+    loop.connected_since = time.time()
+    assert loop.describe("consuming q").startswith("consuming q since ")
