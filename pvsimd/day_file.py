@@ -10,18 +10,37 @@ rows buffered for it and, while it has one, its descriptor (lent by
   in memory, and the file's timestamps are read from disk only when an older one
   arrives;
 * **writing**: the buffered rows (after the header, for an empty file) in one ``write``;
-  a failed write is cut back to the last complete row, keeping the rows buffered.
+  a failed write is cut back to the last complete row, keeping the rows buffered;
+* **sharing** (a shared output directory, several pvsimd writing it): the file is
+  examined, written and cut back only under its lock (:func:`locked`, ``flock``), and
+  before writing, :meth:`DayFile.catch_up` looks at its size: when it is not what this
+  pvsimd last left, another one appended rows (or cut a torn line) — the file is examined
+  again and the buffered rows it now holds are dropped as repeats.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
+from collections.abc import Iterator
 
 from pvsimd import csv_format
 from pvsimd.csv_format import row_ts_us
 
 log = logging.getLogger("pvsimd.files")
+
+
+@contextlib.contextmanager
+def locked(fd: int) -> Iterator[None]:
+    """An exclusive ``flock`` on a day file, for one examination or write (shared output:
+    every pvsimd writing the directory takes it; the kernel frees it if one dies)."""
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class DayFile:
@@ -123,6 +142,28 @@ class DayFile:
             self.seen = self._timestamps_on_disk() if self.has_rows_on_disk else set()
             self.seen.update(row_ts_us(r) for r in self.rows)
         return ts_us in self.seen
+
+    def catch_up(self) -> int:
+        """Shared output, under the file's lock: when the file is not as this pvsimd left
+        it (another one appended rows, or cut off a torn line), examine it again and drop
+        the buffered rows whose timestamps it now holds; returns how many were dropped."""
+        if os.fstat(self.fd).st_size == self.size and not self.suspect:
+            return 0
+        self.suspect = False
+        self.examine()
+        if not self.rows:
+            return 0
+        seen = self._timestamps_on_disk() if self.has_rows_on_disk else set()
+        kept = []
+        for row in self.rows:
+            ts_us = row_ts_us(row)
+            if ts_us not in seen:
+                seen.add(ts_us)
+                kept.append(row)
+        dropped = len(self.rows) - len(kept)
+        self.rows = kept
+        self.seen = seen
+        return dropped
 
     def add(self, ts_us: int) -> bool:
         """Take ``ts_us`` as this file's next row unless it is a repeat (False); the

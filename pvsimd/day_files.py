@@ -21,6 +21,14 @@ directory of each new one as it is written (for a filesystem shared with heavy w
 ``fsync = off``: leave it to the kernel.  Where the C library has no ``syncfs``,
 ``batch`` falls back to ``file``.
 
+A *shared* output directory (``shared``: sharded pvsimd and their standbys all write
+one directory) keeps those guarantees among several writers: each file is examined,
+written and cut back under its lock, and a write first catches up with rows other
+pvsimd appended (:meth:`pvsimd.day_file.DayFile.catch_up`), dropping buffered rows that
+are now repeats (:attr:`DayFiles.late_repeats`).  That costs a ``flock``, an ``fstat``
+and an unlock per file per commit, nothing per reading.  The journal then lives in a
+directory of the shard's own (``journal_directory``).
+
 Guarantees: the header exactly once per file, also after a restart or a crash; no torn
 line survives; one row per reading (meter_id, timestamp); at most ``max_open``
 descriptors on day files.
@@ -40,7 +48,7 @@ from pathlib import Path
 from pvsim import durable, wire
 from pvsimd import csv_format
 from pvsimd.commit_log import CommitLog
-from pvsimd.day_file import DayFile
+from pvsimd.day_file import DayFile, locked
 from pvsimd.journal import Journal
 from pvsimd.moments import Moment
 from pvsimd.open_files import OpenFiles
@@ -60,8 +68,12 @@ class DayFiles:
         fsync: str = "batch",
         max_open: int = 256,
         journal: bool = False,
+        shared: bool = False,
+        journal_directory: Path | None = None,
     ):
         self.directory = Path(directory)
+        self.shared = shared
+        self.late_repeats = 0  # shared: buffered rows another pvsimd had written meanwhile
         if fsync not in FSYNC_MODES:
             raise ValueError(f"fsync must be one of {FSYNC_MODES}, not {fsync!r}")
         if fsync == "batch" and not durable.syncfs_available():
@@ -71,12 +83,15 @@ class DayFiles:
         self._dir = str(self.directory)
         self._dir_fd: int | None = None
         self._new_dirs: list[str] = []  # created since the last sync (fsync = file)
-        self.open_files = OpenFiles(self._dir, max_open, on_new_directory=self._new_directory)
+        self.open_files = OpenFiles(
+            self._dir, max_open, on_new_directory=self._new_directory, shared=shared
+        )
         self._dirty: list[DayFile] = []  # files with buffered rows
         self.commit_log = CommitLog()  # fsync = batch: writes not yet known durable
         # the backlog journal (fsync = batch only), and the rows buffered since the last
         # commit (what the next append takes)
-        self.journal = Journal(self._dir) if journal and fsync == "batch" else None
+        journal_dir = str(journal_directory) if journal_directory is not None else self._dir
+        self.journal = Journal(journal_dir) if journal and fsync == "batch" else None
         self._fresh: list[str] = []
         self._format_row = csv_format.format_row  # bound once: this runs for every reading
 
@@ -145,7 +160,14 @@ class DayFiles:
         for f in dirty:
             try:
                 self.open_files.lend(f)
-                before, rows = f.write()
+                if self.shared:
+                    with locked(f.fd):
+                        self.late_repeats += f.catch_up()
+                        if not f.rows:
+                            continue  # every row was written by another pvsimd meanwhile
+                        before, rows = f.write()
+                else:
+                    before, rows = f.write()
                 if fsync_file:
                     self._fsync_file(f, before, rows)
             except OSError as exc:
@@ -265,10 +287,39 @@ class DayFiles:
                 f.suspect = True
                 f.size = before
             else:
-                f.rollback(before)
+                if self.shared:
+                    self._roll_back_shared(f, before, rows)
+                else:
+                    f.rollback(before)
             if not f.rows:
                 self._dirty.append(f)
             f.rows[:0] = rows
+
+    def _roll_back_shared(self, f: DayFile, before: int, rows: list[str]) -> None:
+        """Cut ``f`` back under its lock, but only when nobody appended after our rows;
+        otherwise they stay where they are (cutting would take another pvsimd's rows
+        too) and the file is examined again at the next write, which finds them there
+        and drops them as repeats."""
+        end = before + len("".join(rows).encode()) + (
+            len(csv_format.HEADER_TEXT.encode()) if before == 0 else 0
+        )
+        with locked(f.fd):
+            if os.fstat(f.fd).st_size == end:
+                f.rollback(before)
+            else:
+                log.error(
+                    "%s: another pvsimd appended after rows whose sync failed; they stay "
+                    "in the file",
+                    f.path,
+                )
+                f.suspect = True
+
+    def let_go_of_journal(self) -> None:
+        """Shared output, when this pvsimd stops being its shard's active one: close the
+        (empty) journal; the next active one opens it afresh."""
+        if self.journal is not None:
+            assert not self.journal.holds_rows
+            self.journal.close()
 
     def _new_directory(self, _path: str) -> None:
         if self.fsync == "file":

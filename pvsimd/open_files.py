@@ -11,6 +11,10 @@ Two bounds, both least recently used first:
 * at most ``max_known`` remembered files (about 250 bytes each): beyond that the least
   recently used files with nothing buffered are forgotten, and examined afresh (one
   read of the file) when next used.
+
+With a shared output directory (``shared``) a file is examined under its lock, and a
+reopened file that changed is no surprise: the write that follows catches up with it
+(:meth:`~pvsimd.day_file.DayFile.catch_up`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import resource
 from collections import OrderedDict
 from collections.abc import Callable
 
-from pvsimd.day_file import DayFile
+from pvsimd.day_file import DayFile, locked
 
 log = logging.getLogger("pvsimd.files")
 
@@ -63,8 +67,10 @@ class OpenFiles:
         directory: str,
         max_open: int,
         on_new_directory: Callable[[str], None] = lambda _path: None,
+        shared: bool = False,
     ):
         self.directory = directory
+        self.shared = shared
         self.max_open = max(1, max_open)
         self.max_known = MAX_KNOWN
         self._on_new_directory = on_new_directory
@@ -82,7 +88,11 @@ class OpenFiles:
         f = DayFile(key, f"{self.directory}/{meter_id}/{day}.csv")
         self._open(f)
         try:
-            f.examine()
+            if self.shared:
+                with locked(f.fd):
+                    f.examine()
+            else:
+                f.examine()
         except OSError:
             self._close(f)
             raise
@@ -101,7 +111,7 @@ class OpenFiles:
             self._fds.move_to_end(f.key)
             return
         self._open(f)
-        if f.suspect or not check:
+        if f.suspect or not check or self.shared:
             return
         size = os.fstat(f.fd).st_size
         if size != f.size:
