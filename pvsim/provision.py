@@ -5,14 +5,25 @@ added; a second run with the same arguments changes nothing.  It makes
 
 * the virtual host (``pvsim`` by default), the durable topic exchange of readings, and
   pvsimd's two quorum queues with exactly the arguments pvsimd declares (so pvsimd's own
-  declarations succeed), bound with ``reading.*``;
+  declarations succeed), bound with ``reading.*``; with ``--replicas N`` each queue has N
+  replicas on a cluster; with ``--shards N`` the consistent-hash exchange and the N shard
+  queues instead of the one readings queue (:mod:`pvsim.topology`), after making sure the
+  ``rabbitmq_consistent_hash_exchange`` plugin is enabled on every running node (it
+  enables it on the node it talks to and names the others), and on a cluster the shard
+  queues' leaders are spread over the nodes (``rabbitmq-queues rebalance quorum``);
 * a policy bounding the dead-letter queue (a forging house cannot fill the broker's disk);
 * one broker user per meter, named like the meter, allowed only to publish its own
   readings: configure ``^$``, write the exchange, read ``^$``, and the topic permission
   ``^reading\\.<meter>$`` on the exchange; at most a few connections;
 * the pvsimd user: configure its exchange and queues (pvsimd declares them at start),
   write its queue (the binding) and ``amq.default`` (dead letters are republished through
-  the default exchange), read its queue and the exchange (the binding).
+  the default exchange), read its queue and the exchange (the binding); with shards, the
+  hash exchange too and every ``<queue>.<number>`` (a shard added later needs no new
+  permission).
+
+A cluster is provisioned like a single node, from any of its nodes: users, permissions,
+queues and policies are the cluster's.  ``--url`` may be given once per node; the
+printed drop-ins then list every node.
 
 New users get a random password (:mod:`secrets`), written to ``--secrets-dir`` as
 ``<user>.password`` (mode 0600) or printed once; existing users keep theirs.  With
@@ -41,7 +52,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -90,6 +101,11 @@ def exactly(*names: str) -> str:
 NOTHING = "^$"
 
 
+def matching(names: Sequence[str], pattern: str) -> str:
+    """A permission regex matching exactly these names and what ``pattern`` matches."""
+    return "^(" + "|".join([*(rx(n) for n in names), pattern]) + ")$"
+
+
 @dataclass(frozen=True)
 class Permission:
     """A user's configure, write and read permission regexes in one virtual host."""
@@ -112,6 +128,8 @@ class Layout:
     pvsimd_user: str = "pvsimd"
     dead_letter_max_length: int = 100_000  # 0: no policy
     max_connections: int = 5  # per meter user; 0: no limit
+    replicas: int | None = None  # x-quorum-initial-group-size; None: not declared
+    shards: int = 1
 
     def __post_init__(self) -> None:
         for meter in self.meters:
@@ -131,6 +149,10 @@ class Layout:
             raise ProvisionError("the queue and the dead-letter queue must differ")
         if not self.vhost:
             raise ProvisionError("the virtual host name must not be empty")
+        if self.replicas is not None and not 1 <= self.replicas <= 99:
+            raise ProvisionError(f"--replicas must be 1 to 99, got {self.replicas}")
+        if not 1 <= self.shards <= 1000:
+            raise ProvisionError(f"--shards must be 1 to 1000, got {self.shards}")
 
     @property
     def users(self) -> tuple[str, ...]:
@@ -138,6 +160,19 @@ class Layout:
 
     def permission(self, user: str) -> Permission:
         if user == self.pvsimd_user:
+            hash_exchange = self.topology.hash_exchange
+            if hash_exchange is not None:
+                # shards: the hash exchange (declared; bound to the exchange, which
+                # needs write on it; queues bound to it, which needs read) and every
+                # shard queue, also those of shards added later
+                shards = rx(self.queue) + r"\.[0-9]+"
+                return Permission(
+                    configure=matching(
+                        [self.exchange, hash_exchange.name, self.dead_letter_queue], shards
+                    ),
+                    write=matching(["amq.default", hash_exchange.name], shards),
+                    read=matching([self.exchange, hash_exchange.name], shards),
+                )
             return Permission(
                 # pvsimd declares the exchange and both queues at every start
                 configure=exactly(self.exchange, self.queue, self.dead_letter_queue),
@@ -165,27 +200,44 @@ class Layout:
 
     @property
     def topology(self) -> Topology:
-        """What pvsimd declares with the same names (pvsim.topology)."""
+        """What pvsimd declares with the same names (pvsim.topology); with shards, the
+        first shard's pvsimd (:meth:`shard_topologies` has them all)."""
         return Topology(
             exchange=self.exchange,
             queue=self.queue,
             dead_letter_queue=self.dead_letter_queue,
             delivery_limit=self.delivery_limit,
+            replicas=self.replicas,
+            shards=self.shards,
         )
 
+    def shard_topologies(self) -> list[Topology]:
+        """What each shard's pvsimd declares (one, unsharded)."""
+        t = self.topology
+        return [replace(t, shard=k) for k in range(self.shards)]
+
+    def exchange_defs(self) -> list[dict[str, Any]]:
+        exchanges = [self.topology.readings_exchange]
+        if self.topology.hash_exchange is not None:
+            exchanges.append(self.topology.hash_exchange)
+        return [
+            {
+                "name": exchange.name,
+                "vhost": self.vhost,
+                "type": exchange.type,
+                "durable": exchange.durable,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            }
+            for exchange in exchanges
+        ]
+
     def exchange_def(self) -> dict[str, Any]:
-        exchange = self.topology.readings_exchange
-        return {
-            "name": exchange.name,
-            "vhost": self.vhost,
-            "type": exchange.type,
-            "durable": exchange.durable,
-            "auto_delete": False,
-            "internal": False,
-            "arguments": {},
-        }
+        return self.exchange_defs()[0]
 
     def queue_defs(self) -> list[dict[str, Any]]:
+        queues = [self.topology.dead_letters] + [t.readings for t in self.shard_topologies()]
         return [
             {
                 "name": queue.name,
@@ -194,19 +246,27 @@ class Layout:
                 "auto_delete": False,
                 "arguments": queue.arguments,
             }
-            for queue in self.topology.queues
+            for queue in queues
+        ]
+
+    def binding_defs(self) -> list[dict[str, Any]]:
+        bindings = [t.binding for t in self.shard_topologies()]
+        if self.topology.exchange_binding is not None:
+            bindings.insert(0, self.topology.exchange_binding)
+        return [
+            {
+                "source": binding.exchange,
+                "vhost": self.vhost,
+                "destination": binding.queue,
+                "destination_type": "exchange" if binding.to_exchange else "queue",
+                "routing_key": binding.routing_key,
+                "arguments": {},
+            }
+            for binding in bindings
         ]
 
     def binding_def(self) -> dict[str, Any]:
-        binding = self.topology.binding
-        return {
-            "source": binding.exchange,
-            "vhost": self.vhost,
-            "destination": binding.queue,
-            "destination_type": "queue",
-            "routing_key": binding.routing_key,
-            "arguments": {},
-        }
+        return self.binding_defs()[0]
 
     def policy_defs(self) -> list[dict[str, Any]]:
         if self.dead_letter_max_length <= 0:
@@ -253,9 +313,9 @@ class Layout:
             "users": users,
             "permissions": permissions,
             "topic_permissions": topic_permissions,
-            "exchanges": [self.exchange_def()],
+            "exchanges": self.exchange_defs(),
             "queues": self.queue_defs(),
-            "bindings": [self.binding_def()],
+            "bindings": self.binding_defs(),
             "policies": self.policy_defs(),
         }
 
@@ -264,13 +324,20 @@ class Layout:
 
 
 class Rabbitmqctl:
-    """``rabbitmqctl [-n NODE] -q ARGS``; raises ProvisionError with its message."""
+    """``rabbitmqctl [-n NODE] -q ARGS`` (or another of RabbitMQ's command-line tools:
+    rabbitmq-plugins, rabbitmq-queues); raises ProvisionError with its message."""
 
     def __init__(
         self, command: str = "rabbitmqctl", node: str | None = None, env: dict | None = None
     ):
+        self.program = command
+        self.node = node
         self.command = [command, *(["-n", node] if node else [])]
         self.env = env
+
+    def on(self, node: str) -> Rabbitmqctl:
+        """The same tool against another node of the cluster."""
+        return Rabbitmqctl(self.program, node, self.env)
 
     def __call__(self, *args: str, stdin: str | None = None, timeout: float = 120) -> str:
         try:
@@ -286,14 +353,27 @@ class Rabbitmqctl:
         except FileNotFoundError:
             raise ProvisionError(
                 f"{self.command[0]} not found: run this on the broker host "
-                "(or give --rabbitmqctl), or use --definitions FILE"
+                f"(or give --{self.tool}), or use --definitions FILE"
             ) from None
         except subprocess.TimeoutExpired:
-            raise ProvisionError(f"rabbitmqctl {args[0]} timed out") from None
+            raise ProvisionError(f"{self.tool} {args[0]} timed out") from None
         if proc.returncode != 0:
             lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-            raise ProvisionError(f"rabbitmqctl {args[0]} failed: {' '.join(lines[:3])}")
+            raise ProvisionError(f"{self.tool} {args[0]} failed: {' '.join(lines[:3])}")
         return proc.stdout
+
+    @property
+    def tool(self) -> str:
+        """The tool's name (``rabbitmqctl``), for messages."""
+        return os.path.basename(self.program)
+
+    def running_nodes(self) -> list[str]:
+        """The running nodes of the cluster (one for a single node)."""
+        out = self("cluster_status", "--formatter", "json")
+        try:
+            return list(json.loads(out[out.find("{") :])["running_nodes"])
+        except (ValueError, KeyError, TypeError):
+            raise ProvisionError("rabbitmqctl cluster_status gave no list of nodes") from None
 
     def export(self) -> dict[str, Any]:
         """The broker's definitions (vhosts, users, permissions, queues, ...)."""
@@ -354,25 +434,26 @@ class Report:
         self.changes.append(text)
 
 
-def _has_binding(state: State, layout: Layout) -> bool:
-    want = layout.binding_def()
-    return any(
-        b.get("source") == want["source"]
-        and b.get("destination") == want["destination"]
-        and b.get("destination_type") == "queue"
-        and b.get("routing_key") == want["routing_key"]
-        for b in state.bindings
-    )
+def _missing_bindings(state: State, layout: Layout) -> list[dict[str, Any]]:
+    def there(want: dict[str, Any]) -> bool:
+        return any(
+            all(b.get(k) == want[k] for k in ("source", "destination", "routing_key"))
+            and b.get("destination_type") == want["destination_type"]
+            for b in state.bindings
+        )
+
+    return [want for want in layout.binding_defs() if not there(want)]
 
 
 def _check_existing(state: State, layout: Layout) -> None:
     """Objects that exist with other properties would make pvsimd's declarations fail."""
-    have = state.exchanges.get(layout.exchange)
-    if have is not None and (have.get("type") != "topic" or not have.get("durable")):
-        raise ProvisionError(
-            f"exchange {layout.exchange!r} exists as type={have.get('type')} "
-            f"durable={have.get('durable')}; pvsim needs a durable topic exchange"
-        )
+    for want in layout.exchange_defs():
+        have = state.exchanges.get(want["name"])
+        if have is not None and (have.get("type") != want["type"] or not have.get("durable")):
+            raise ProvisionError(
+                f"exchange {want['name']!r} exists as type={have.get('type')} "
+                f"durable={have.get('durable')}; pvsim needs a durable {want['type']} exchange"
+            )
     for want in layout.queue_defs():
         have = state.queues.get(want["name"])
         if have is None:
@@ -385,17 +466,58 @@ def _check_existing(state: State, layout: Layout) -> None:
             )
 
 
+def enable_hash_plugin(ctl: Rabbitmqctl, plugins: Rabbitmqctl, report: Report) -> None:
+    """Shards need the consistent-hash exchange on every running node: enable it on the
+    node we talk to; ProvisionError naming the nodes where it is still missing."""
+
+    def missing() -> list[str]:
+        nodes = []
+        for node in ctl.running_nodes():
+            try:
+                plugins.on(node)("is_enabled", topology.HASH_PLUGIN)
+            except ProvisionError:
+                nodes.append(node)
+        return nodes
+
+    before = missing()
+    if not before:
+        return
+    plugins("enable", topology.HASH_PLUGIN)
+    after = missing()
+    for node in before:
+        if node not in after:
+            report.change(f"plugin {topology.HASH_PLUGIN}: enabled on {node}")
+    if after:
+        raise ProvisionError(
+            f"the plugin {topology.HASH_PLUGIN}, which shards need, is not enabled on "
+            f"{', '.join(after)}: run 'rabbitmq-plugins enable {topology.HASH_PLUGIN}' on "
+            "each of them (every node of the cluster needs it), then run this again"
+        )
+
+
 def apply(
     layout: Layout,
     ctl: Rabbitmqctl,
     password_for: Callable[[str], str],
     wait: float = 60.0,
+    plugins: Rabbitmqctl | None = None,
+    queues: Rabbitmqctl | None = None,
 ) -> Report:
-    """Bring the broker to ``layout``; only what differs is changed."""
+    """Bring the broker to ``layout``; only what differs is changed.  ``plugins`` and
+    ``queues`` (rabbitmq-plugins, rabbitmq-queues) are needed with shards."""
     report = Report()
     state = State.read(ctl.export(), layout.vhost)
     _check_existing(state, layout)
     vhost = layout.vhost
+    nodes = ctl.running_nodes() if layout.shards > 1 or layout.replicas else []
+    if layout.replicas and layout.replicas > len(nodes):
+        report.notes.append(
+            f"--replicas {layout.replicas} but the cluster has {len(nodes)} running "
+            f"node(s): each queue gets a replica on {len(nodes)} of them; add more with "
+            "'rabbitmq-queues grow NODE all' once the nodes have joined"
+        )
+    if layout.shards > 1:
+        enable_hash_plugin(ctl, plugins or Rabbitmqctl("rabbitmq-plugins"), report)
 
     if vhost not in state.vhosts:
         ctl("add_vhost", vhost)
@@ -462,19 +584,31 @@ def apply(
             report.change(f"policy {policy['name']}: {json.dumps(policy['definition'])}")
 
     missing: dict[str, list[dict[str, Any]]] = {}
-    if layout.exchange not in state.exchanges:
-        missing["exchanges"] = [layout.exchange_def()]
-    queues = [q for q in layout.queue_defs() if q["name"] not in state.queues]
-    if queues:
-        missing["queues"] = queues
-    if not _has_binding(state, layout):
-        missing["bindings"] = [layout.binding_def()]
+    exchanges = [x for x in layout.exchange_defs() if x["name"] not in state.exchanges]
+    if exchanges:
+        missing["exchanges"] = exchanges
+    new_queues = [q for q in layout.queue_defs() if q["name"] not in state.queues]
+    if new_queues:
+        missing["queues"] = new_queues
+    bindings = _missing_bindings(state, layout)
+    if bindings:
+        missing["bindings"] = bindings
     if missing:
         ctl("import_definitions", stdin=json.dumps(missing))
         _wait_for_objects(layout, ctl, wait)
-        binding = f"binding {topology.BINDING_KEY}"
-        names = [o.get("name") or binding for v in missing.values() for o in v]
+        names = [
+            o.get("name") or f"binding {o['source']} -> {o['destination']}"
+            for v in missing.values()
+            for o in v
+        ]
         report.change("declared " + ", ".join(str(n) for n in names))
+    if layout.shards > 1 and new_queues and len(nodes) > 1:
+        # definitions import puts every new queue's leader on this node: spread them
+        (queues or Rabbitmqctl("rabbitmq-queues"))(
+            "rebalance", "quorum", "--vhost-pattern", exactly(vhost),
+            "--queue-pattern", "^" + rx(layout.queue) + r"\.[0-9]+$",
+        )  # fmt: skip
+        report.change(f"leaders of the shard queues spread over {len(nodes)} nodes")
     return report
 
 
@@ -484,9 +618,9 @@ def _wait_for_objects(layout: Layout, ctl: Rabbitmqctl, wait: float) -> None:
     while True:
         state = State.read(ctl.export(), layout.vhost)
         if (
-            layout.exchange in state.exchanges
+            all(x["name"] in state.exchanges for x in layout.exchange_defs())
             and all(q["name"] in state.queues for q in layout.queue_defs())
-            and _has_binding(state, layout)
+            and not _missing_bindings(state, layout)
         ):
             _check_existing(state, layout)
             return
@@ -543,14 +677,20 @@ def daemon_url(base: str, user: str, vhost: str) -> str:
     return f"{parts.scheme}://{quote(user, safe='')}@{host}{port}/{quote(vhost, safe='')}"
 
 
-def meterd_snippet(layout: Layout, meter: str, base_url: str) -> str:
+def daemon_urls(bases: Sequence[str], user: str, vhost: str) -> str:
+    """``[broker] url`` for ``user``: one URL per node, separated by spaces."""
+    return " ".join(daemon_url(base, user, vhost) for base in bases)
+
+
+def meterd_snippet(layout: Layout, meter: str, base_url: str | Sequence[str]) -> str:
+    bases = [base_url] if isinstance(base_url, str) else list(base_url)
     exchange = "" if layout.exchange == DEFAULT_EXCHANGE else f"exchange = {layout.exchange}\n"
     return (
         f"# {meter}: a drop-in of that meter's config, e.g. /etc/meterd/meterd.ini.d/"
         f"60-broker.ini\n"
         f"# (meterd.service) or /etc/meterd/{meter}.ini.d/60-broker.ini (meterd@{meter})\n"
         f"[broker]\n"
-        f"url = {daemon_url(base_url, meter, layout.vhost)}\n"
+        f"url = {daemon_urls(bases, meter, layout.vhost)}\n"
         f"{exchange}"
         f"password_file = /etc/meterd/{meter}.password\n"
         f"# install the password readable by meterd only:\n"
@@ -558,7 +698,8 @@ def meterd_snippet(layout: Layout, meter: str, base_url: str) -> str:
     )
 
 
-def pvsimd_snippet(layout: Layout, base_url: str) -> str:
+def pvsimd_snippet(layout: Layout, base_url: str | Sequence[str]) -> str:
+    bases = [base_url] if isinstance(base_url, str) else list(base_url)
     names = ""
     if layout.exchange != DEFAULT_EXCHANGE:
         names += f"exchange = {layout.exchange}\n"
@@ -568,11 +709,20 @@ def pvsimd_snippet(layout: Layout, base_url: str) -> str:
         names += f"dead_letter_queue = {layout.dead_letter_queue}\n"
     if layout.delivery_limit != topology.DEFAULT_DELIVERY_LIMIT:
         names += f"delivery_limit = {layout.delivery_limit}\n"
+    if layout.replicas is not None:
+        names += f"replicas = {layout.replicas}\n"
+    if layout.shards > 1:
+        names += (
+            f"shards = {layout.shards}\n"
+            f"# one pvsimd per shard, 0 ... {layout.shards - 1} (a second one per shard is its\n"
+            f"# standby), all writing one shared [output] directory: see docs/scaling.md\n"
+            f"shard = 0\n"
+        )
     user = layout.pvsimd_user
     return (
         f"# pvsimd: /etc/pvsimd/pvsimd.ini.d/60-broker.ini\n"
         f"[broker]\n"
-        f"url = {daemon_url(base_url, user, layout.vhost)}\n"
+        f"url = {daemon_urls(bases, user, layout.vhost)}\n"
         f"{names}"
         f"password_file = /etc/pvsimd/broker-password\n"
         f"# install -m 0600 -o pvsimd {user}.password /etc/pvsimd/broker-password\n"
@@ -612,6 +762,19 @@ def _parser() -> argparse.ArgumentParser:
         help="connections per meter user at most (0: no limit; default: %(default)s)",
     )
     p.add_argument(
+        "--replicas",
+        type=int,
+        help="replicas of each queue on a cluster (x-quorum-initial-group-size; default: "
+        "not declared, every node of the cluster); pvsimd's [broker] replicas must match",
+    )
+    p.add_argument(
+        "--shards",
+        type=int,
+        default=1,
+        help="split the readings over this many shard queues behind a consistent-hash "
+        "exchange (enables rabbitmq_consistent_hash_exchange; default: %(default)s, one queue)",
+    )
+    p.add_argument(
         "--secrets-dir",
         type=Path,
         help="write new passwords to DIR/<user>.password (mode 0600) and reuse existing "
@@ -619,8 +782,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--url",
-        help="the broker as the daemons reach it, for the printed config "
-        "(default: amqps://<this host's name>:5671)",
+        action="append",
+        help="the broker as the daemons reach it, for the printed config; once per node "
+        "of a cluster (default: amqps://<this host's name>:5671)",
     )
     p.add_argument(
         "--definitions",
@@ -629,6 +793,12 @@ def _parser() -> argparse.ArgumentParser:
         help="write RabbitMQ definitions JSON to FILE (mode 0600) instead of applying them",
     )
     p.add_argument("--rabbitmqctl", default="rabbitmqctl", help="default: %(default)s")
+    p.add_argument(
+        "--rabbitmq-plugins", default="rabbitmq-plugins", help="with --shards (%(default)s)"
+    )
+    p.add_argument(
+        "--rabbitmq-queues", default="rabbitmq-queues", help="with --shards (%(default)s)"
+    )
     p.add_argument("--node", help="the RabbitMQ node (rabbitmqctl -n)")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return p
@@ -636,7 +806,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, env: dict | None = None) -> int:
     args = _parser().parse_args(argv)
-    args.url = args.url or f"amqps://{socket.getfqdn()}:5671"
+    args.url = [u for text in args.url or [] for u in text.split()] or [
+        f"amqps://{socket.getfqdn()}:5671"
+    ]
     try:
         layout = Layout(
             meters=tuple(dict.fromkeys(args.meters)),
@@ -648,9 +820,12 @@ def main(argv: Sequence[str] | None = None, env: dict | None = None) -> int:
             pvsimd_user=args.pvsimd_user,
             dead_letter_max_length=args.dead_letter_max_length,
             max_connections=args.max_connections,
+            replicas=args.replicas,
+            shards=args.shards,
         )
-        if urlsplit(args.url).scheme not in ("amqp", "amqps"):
-            raise ProvisionError(f"--url must start with amqps:// or amqp://, got {args.url!r}")
+        for url in args.url:
+            if urlsplit(url).scheme not in ("amqp", "amqps"):
+                raise ProvisionError(f"--url must start with amqps:// or amqp://, got {url!r}")
         if args.secrets_dir is not None:
             args.secrets_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         passwords = Passwords(args.secrets_dir)
@@ -662,7 +837,13 @@ def main(argv: Sequence[str] | None = None, env: dict | None = None) -> int:
             report = Report(new_passwords=dict(passwords.created))
         else:
             ctl = Rabbitmqctl(args.rabbitmqctl, args.node, env)
-            report = apply(layout, ctl, passwords)
+            report = apply(
+                layout,
+                ctl,
+                passwords,
+                plugins=Rabbitmqctl(args.rabbitmq_plugins, args.node, env),
+                queues=Rabbitmqctl(args.rabbitmq_queues, args.node, env),
+            )
             for line in report.changes:
                 print(f"{PROG}: {line}")
             if not report.changes:

@@ -1,7 +1,12 @@
 """The consuming session: declare the queues, bind, and deliver messages to a handler.
 
-Steps after the exchange (see :mod:`pvsim.session`): declare_dead_letter_queue →
-declare_queue → bind_queue → set_qos → select_confirms → start_consuming → ready.
+Steps after the exchange (see :mod:`pvsim.session`): [declare_hash_exchange →
+bind_hash_exchange, with shards] → declare_dead_letter_queue → declare_queue →
+bind_queue → set_qos → select_confirms → start_consuming → ready.
+
+With shards the queue consumed is the shard's, which has a single active consumer: a
+second pvsimd consuming it is a standby, whose deliveries begin when the active one's
+consumer goes away.  A consumer the broker cancels (its queue deleted) ends the session.
 
 Acknowledgements are manual: :meth:`ack_upto` (multiple=True) after the rows are
 flushed.  An invalid message is republished to the dead-letter queue with the reason in
@@ -48,7 +53,7 @@ class Consumer(Session):
         on_dead_letter_confirmed: Callable[[int, bool, bool], None],
         stop: threading.Event | None = None,
     ):
-        super().__init__(settings, f"pvsimd {topology.queue}", tick, tick_interval, stop)
+        super().__init__(settings, f"pvsimd {topology.consumed}", tick, tick_interval, stop)
         self.topology = topology
         self.prefetch = prefetch
         self.handler = handler
@@ -58,6 +63,33 @@ class Consumer(Session):
         self._publish_tag = 0
 
     def setup_channel(self) -> None:
+        if self.topology.hash_exchange is not None:
+            self.declare_hash_exchange()
+        else:
+            self.declare_dead_letter_queue()
+
+    def declare_hash_exchange(self) -> None:
+        exchange = self.topology.hash_exchange
+        self.channel.exchange_declare(
+            exchange=exchange.name,
+            exchange_type=exchange.type,
+            durable=exchange.durable,
+            callback=self.on_hash_exchange_declared,
+        )
+
+    def on_hash_exchange_declared(self, _frame: object) -> None:
+        self.bind_hash_exchange()
+
+    def bind_hash_exchange(self) -> None:
+        binding = self.topology.exchange_binding
+        self.channel.exchange_bind(
+            destination=binding.queue,
+            source=binding.exchange,
+            routing_key=binding.routing_key,
+            callback=self.on_hash_exchange_bound,
+        )
+
+    def on_hash_exchange_bound(self, _frame: object) -> None:
         self.declare_dead_letter_queue()
 
     def declare_dead_letter_queue(self) -> None:
@@ -111,10 +143,16 @@ class Consumer(Session):
         self.start_consuming()
 
     def start_consuming(self) -> None:
+        self.channel.add_on_cancel_callback(self.on_consumer_cancelled)
         self.consumer_tag = self.channel.basic_consume(
-            queue=self.topology.queue, on_message_callback=self.handler, auto_ack=False
+            queue=self.topology.consumed, on_message_callback=self.handler, auto_ack=False
         )
         self.ready()
+
+    def on_consumer_cancelled(self, _frame: object) -> None:
+        """The broker cancelled our consumer (say its queue was deleted)."""
+        if not self._closing:
+            self.fail(f"the broker cancelled consuming from {self.topology.consumed}")
 
     # --- acknowledgements and shutdown -------------------------------------------------
 
@@ -163,7 +201,7 @@ class Consumer(Session):
         """Ask the broker how many readings wait in the queue (see :attr:`depth`)."""
         if self.channel is not None and self.channel.is_open and not self._closing:
             self.channel.queue_declare(
-                self.topology.queue, passive=True, callback=self.on_depth
+                self.topology.consumed, passive=True, callback=self.on_depth
             )
 
     def on_depth(self, frame: object) -> None:

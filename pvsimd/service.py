@@ -16,6 +16,14 @@ deliveries that acknowledges is the acknowledgement record's business
 (:mod:`pvsimd.acks`, where the rules are); this class only carries events to it and its
 answers to the broker.  On stop: cancel the consumer, commit, wait for the sync,
 acknowledge, close the files.
+
+Shards (``[broker] shards`` > 1, docs/scaling.md): the output directory is shared with
+the other shards' pvsimd and the standbys, the day files are written under their locks
+(:mod:`pvsimd.day_files`), and the journal is the shard's own, owned by whichever pvsimd
+holds the shard's claim (:mod:`pvsimd.shard_claim`).  Deliveries go through
+:meth:`PvSimDaemon.handle_shard`, which claims the shard at the first one (a standby
+becoming active) and holds them while another pvsimd still has it; the claim is let go
+when the session ends.  Until its first delivery a session is *standby* in STATUS.
 """
 
 from __future__ import annotations
@@ -29,11 +37,13 @@ from pathlib import Path
 from pika.spec import Basic, BasicProperties
 
 from pvsim import build_info, wire
-from pvsim.dirlock import DirectoryLock
+from pvsim.config import ConfigError
+from pvsim.dirlock import DirectoryInUse, DirectoryLock
 from pvsim.lifecycle import Daemon, StartupError
 from pvsim.metrics import Value
 from pvsim.reconnect import ConnectionLost
 from pvsim.session_loop import format_time
+from pvsim.topology import Topology
 from pvsimd import metrics as pvsimd_metrics
 from pvsimd.acks import Ack, AckRecord, SyncToken
 from pvsimd.consumer import Consumer
@@ -43,6 +53,7 @@ from pvsimd.open_files import descriptor_budget
 from pvsimd.pv_model import PvSystem
 from pvsimd.senders import sender_check
 from pvsimd.settings import SCHEMA, PvsimdConfig
+from pvsimd.shard_claim import ShardClaim
 from pvsimd.stats import ReadingStats
 from pvsimd.syncer import Syncer
 
@@ -80,14 +91,19 @@ def ack_batch(prefetch: int) -> int:
     return max(1, prefetch // 4)
 
 
-def exclusive_directory(output_directory: Path) -> Path:
+def exclusive_directory(output_directory: Path, topology: Topology) -> Path:
     """What one pvsimd must write alone — the one place that decides the lock's scope.
 
-    Today that is the whole output directory: its day files (two writers appending to
-    one file interleave rows and repeat headers) and its journal ``.journal``.  A design
-    in which several pvsimd share one output directory would return here the part each
-    of them owns (a shard's journal and meters, say) and lock that instead."""
-    return output_directory
+    Unsharded, the whole output directory: its day files (two writers appending to one
+    file without the shared mode's locks interleave rows and repeat headers) and its
+    journal ``.journal``; a second pvsimd there is refused at start (exit 75).  With
+    shards the output directory is shared (every file written under its own lock), and
+    what one pvsimd owns alone is its shard's journal, in ``<output>/.<shard queue>/``
+    (meter ids never start with "."): claimed when the broker delivers to it
+    (:mod:`pvsimd.shard_claim`), so that a standby starts and waits."""
+    if not topology.sharded:
+        return output_directory
+    return output_directory / f".{topology.consumed}"
 
 
 class PvSimDaemon(Daemon):
@@ -109,13 +125,25 @@ class PvSimDaemon(Daemon):
         if self.pv.weather is not None:
             log.info("PV in the weather of %s", self.pv.weather.describe())
         self.moments = Moments(site.timezone, self.pv.power_w)
+        # shards: the output directory is shared, the journal is the shard's own
+        self.claim: ShardClaim | None = None
+        if self.topology.sharded:
+            self.claim = ShardClaim(exclusive_directory(output.directory, self.topology))
         self.files = DayFiles(
             output.directory,
             fsync=output.fsync,
             max_open=descriptor_budget(output.max_open_files),
             journal=True,
+            shared=self.claim is not None,
+            journal_directory=self.claim.directory if self.claim is not None else None,
         )
-        self.lock = DirectoryLock(exclusive_directory(output.directory), "another pvsimd")
+        # one pvsimd per output directory; shards share theirs and lock a shard's part
+        # only when the broker delivers to them (self.claim): a standby must start
+        self.lock: DirectoryLock | None = None
+        if self.claim is None:
+            self.lock = DirectoryLock(
+                exclusive_directory(output.directory, self.topology), "another pvsimd"
+            )
         self.flush_interval: float = output.flush_interval
         self.record: AckRecord[Delivery] = AckRecord(
             ack_batch(config.broker.prefetch), STORAGE_RETRY_S
@@ -130,10 +158,25 @@ class PvSimDaemon(Daemon):
         self._draining = False
         self._last_commit = time.monotonic()
         self._depth_checked = float("-inf")
+        self._letting_go = False  # shards: the session ended, the claim is to be let go
+        self._waiting_logged = 0.0  # shards: when "waiting for the claim" was last logged
+        self._late_repeats = 0  # shards: files.late_repeats already counted in stats
 
     @property
     def consumer(self) -> Consumer | None:
         return self.sessions.session
+
+    @classmethod
+    def check(cls, config: PvsimdConfig) -> None:
+        section = config.broker
+        if section.shard >= section.shards:
+            raise ConfigError(
+                config.source("broker", "shard"),
+                "broker",
+                "shard",
+                f"must be less than shards = {section.shards} (0 … {section.shards - 1}), "
+                f"got {section.shard}",
+            )
 
     @classmethod
     def describe_config(cls, config: PvsimdConfig) -> list[str]:
@@ -151,14 +194,17 @@ class PvSimDaemon(Daemon):
         files = self.files
         try:
             files.directory.mkdir(parents=True, exist_ok=True)
-            self.lock.acquire()  # before anything is read or written there; else exit 75
+            if self.lock is not None:
+                self.lock.acquire()  # before anything is read or written there; else exit 75
             if files.fsync == "batch":
                 files.sync_target()
         except OSError as exc:
             raise StartupError(
                 f"cannot open the output directory {files.directory}: {exc}"
             ) from None
-        if files.journal is not None:
+        if self.claim is not None:
+            self._replay_unclaimed()
+        elif files.journal is not None:
             try:
                 added, repeats = files.replay_journal()
             except OSError as exc:
@@ -179,12 +225,43 @@ class PvSimDaemon(Daemon):
             how = "synced with one syncfs per batch"
         log.info("CSV files under %s: %s, up to %d kept open", files.directory, how, files.max_open)
 
+    def _replay_unclaimed(self) -> None:
+        """Shards, at start: when nobody holds the shard, write the rows the last run
+        left in its journal to their day files now (as an unsharded pvsimd does), and
+        let go again; otherwise the active pvsimd did that when it claimed the shard."""
+        try:
+            self.claim.acquire()
+        except DirectoryInUse:
+            return
+        except OSError as exc:
+            raise StartupError(f"cannot claim {self.claim.directory}: {exc}") from None
+        try:
+            self._replay_journal()
+        except OSError as exc:
+            raise StartupError(
+                f"cannot write the rows of the journal {self.files.journal.path} "
+                f"to their day files: {exc}"
+            ) from None
+        finally:
+            self.files.let_go_of_journal()
+            self.claim.release()
+
+    def _replay_journal(self) -> None:
+        added, repeats = self.files.replay_journal()
+        if added or repeats:
+            log.info(
+                "journal: %d rows of the last run written to their day files "
+                "(%d were there already)",
+                added,
+                repeats,
+            )
+
     def open_session(self, urls: Sequence[str]) -> Consumer:
         consumer = Consumer(
             self.broker,
             self.topology,
             self.config.broker.prefetch,
-            self.handle,
+            self.handle if self.claim is None else self.handle_shard,
             tick=self._tick,
             tick_interval=min(self.flush_interval, 0.1),
             on_dead_letter_confirmed=self._on_dead_letter_confirmed,
@@ -194,7 +271,7 @@ class PvSimDaemon(Daemon):
         return consumer
 
     def on_session_open(self, session: Consumer) -> None:
-        log.info("consuming from queue %s on %s", self.topology.queue, session.display_url)
+        log.info("consuming from queue %s on %s", self.topology.consumed, session.display_url)
 
     def on_session_lost(self, exc: ConnectionLost) -> None:
         """The broker redelivers what we did not acknowledge: drop our side of it."""
@@ -202,6 +279,90 @@ class PvSimDaemon(Daemon):
         self._settle_syncs()  # their results no longer acknowledge anything
         self.files.discard_buffered()
         self.files.force_checkpoint()
+        if self.claim is not None and self.claim.held:
+            # the broker may pick another pvsimd for the shard now: let go of the claim
+            self._letting_go = True
+            self._let_go()
+
+    # --- shards: claiming and letting go -------------------------------------------------
+
+    def handle_shard(
+        self, channel: object, method: Basic.Deliver, props: BasicProperties, body: bytes
+    ) -> None:
+        """pika's on_message callback with shards: the shard is claimed first."""
+        if not self.claim.held and not self._claim():
+            self.record.hold((method, props, body))
+            return
+        self.handle(channel, method, props, body)
+
+    def _claim(self) -> bool:
+        """The broker delivers to us: become the shard's active pvsimd (claim it, write
+        the previous holder's journal rows to their day files).  False while another
+        pvsimd still holds it, or the journal cannot be written (tried again later)."""
+        try:
+            self.claim.acquire()
+        except (DirectoryInUse, OSError) as exc:
+            now = time.monotonic()
+            if now - self._waiting_logged >= 10:
+                self._waiting_logged = now
+                if isinstance(exc, DirectoryInUse):
+                    who = f"pvsimd {exc.pid}" if exc.pid is not None else "another pvsimd"
+                    why = f"{who} still holds {self.claim.directory}"
+                else:
+                    why = f"{self.claim.directory} cannot be claimed: {exc}"
+                log.warning(
+                    "shard %d: deliveries began, but %s; they wait",
+                    self.topology.shard,
+                    why,
+                )
+            return False
+        try:
+            self._replay_journal()
+        except OSError as exc:
+            self._storage_failed(exc)
+            return False  # the claim is kept: the replay is retried with the held deliveries
+        self._letting_go = False
+        log.info(
+            "shard %d: active, consuming %s (claimed %s)",
+            self.topology.shard,
+            self.topology.consumed,
+            self.claim.directory,
+        )
+        return True
+
+    def _let_go(self) -> None:
+        """After a session ended (or when stopping): write and sync every row still
+        buffered (the journal's), then let go of the claim.  On failure the claim is
+        kept, and the next tick tries again."""
+        try:
+            if self.files.journal_holds_rows or self.files.unsynced:
+                self.files.write_and_sync()
+        except OSError as exc:
+            self._storage_failed(exc)
+            return
+        self.files.let_go_of_journal()
+        self.claim.release()
+        self._letting_go = False
+        lasted = self.record.storage_recovered(time.time())
+        if lasted is not None:
+            log.warning("CSV files writable again after %.0f s; resuming", lasted)
+        log.info("shard %d: let go of %s", self.topology.shard, self.claim.directory)
+
+    def _role(self) -> str:
+        """What STATUS says first: ``consuming <queue>``; with shards, whether this
+        pvsimd is its shard's active one or a standby (no delivery in this session yet:
+        the broker delivers to the shard's single active consumer only)."""
+        queue = self.topology.consumed
+        if self.claim is None:
+            return f"consuming {queue}"
+        shard = f"shard {self.topology.shard} of {self.topology.shards}"
+        if self.claim.held:
+            return f"consuming {queue} ({shard}, active)"
+        holder = self.claim.holder()
+        who = "" if holder is None else f"; pvsimd {holder or '?'} is active"
+        if self.record.held:
+            return f"taking over {queue} ({shard}{who}, its deliveries wait)"
+        return f"standby for {queue} ({shard}{who})"
 
     def drain(self) -> None:
         consumer = self.consumer
@@ -230,7 +391,18 @@ class PvSimDaemon(Daemon):
                 exc,
             )
         finally:
-            self.lock.release()
+            if self.lock is not None:
+                self.lock.release()
+            if self.claim is not None:
+                self.claim.release()
+        stats = self.stats
+        log.info(
+            "%s: %d rows since start, %d repeats dropped, %d invalid",
+            self.topology.consumed,
+            stats.rows,
+            stats.duplicates,
+            stats.rejected,
+        )
 
     # --- deliveries --------------------------------------------------------------------
 
@@ -375,6 +547,9 @@ class PvSimDaemon(Daemon):
         except OSError as exc:
             self._storage_failed(exc)
             return False
+        if files.late_repeats != self._late_repeats:  # shards: rows another pvsimd wrote
+            self.stats.late_repeats(files.late_repeats - self._late_repeats)
+            self._late_repeats = files.late_repeats
         request = (self.record.submit(), generation)
         if self.syncer is not None and (to_journal or files.unsynced):
             self.syncer.request(request)  # in order after the syncs in flight
@@ -444,6 +619,8 @@ class PvSimDaemon(Daemon):
         if record.storage is not None:
             if not record.retry_due(time.monotonic()) or not self.checkpoint():
                 return
+        if self.claim is not None and not self.claim.held and not self._claim():
+            return
         while (delivery := record.next_held()) is not None:
             if not self._process(*delivery):
                 return
@@ -460,6 +637,11 @@ class PvSimDaemon(Daemon):
         if consumer is None:
             return
         self._collect_syncs()
+        if self._letting_go:
+            if self.record.last_tag or self.record.held:
+                self._letting_go = False  # delivering to us again: we stay active
+            elif self.record.retry_due(time.monotonic()):
+                self._let_go()
         if self.record.storage is not None or self.record.held:
             self._retry_held()
         else:
@@ -473,7 +655,7 @@ class PvSimDaemon(Daemon):
 
     def status(self) -> str:
         stats = self.stats
-        link = self.sessions.describe(f"consuming {self.topology.queue}")
+        link = self.sessions.describe(self._role())
         last = stats.last_reading
         age = "none yet" if last is None else f"{time.time() - last.timestamp():.0f} s old"
         depth = self.consumer.depth if self.consumer is not None else None

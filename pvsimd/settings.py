@@ -111,6 +111,27 @@ class PvsimdBrokerSettings(broker.BrokerSettings):
         str(topology.DEFAULT_DELIVERY_LIMIT),
         "deliveries of one message before the broker dead-letters it (poison)",
     )
+    replicas: int | None = c.key(
+        c.optional(c.integer(1, 99)),
+        "",
+        "replicas of each queue on a cluster (`x-quorum-initial-group-size`), fixed when the "
+        "queue is created; empty: not declared, so every node of the cluster then (one on a "
+        "single node); changing it for an existing queue makes its declaration fail",
+    )
+    shards: int = c.key(
+        c.integer(1, 1000),
+        "1",
+        "readings split by meter over this many queues `<queue>.0` … through a "
+        "consistent-hash exchange (plugin `rabbitmq_consistent_hash_exchange`), each "
+        "consumed by one pvsimd at a time; all of them write one shared `[output] directory` "
+        "(see docs/scaling.md); `1`: the one queue `<queue>`",
+    )
+    shard: int = c.key(
+        c.integer(0, 999),
+        "0",
+        "the shard this pvsimd consumes, 0 … `shards` - 1; a second pvsimd for the same "
+        "shard is its hot standby",
+    )
 
     @property
     def topology(self) -> topology.Topology:
@@ -119,6 +140,9 @@ class PvsimdBrokerSettings(broker.BrokerSettings):
             queue=self.queue,
             dead_letter_queue=self.dead_letter_queue,
             delivery_limit=self.delivery_limit,
+            replicas=self.replicas,
+            shards=self.shards,
+            shard=min(self.shard, self.shards - 1),  # a bad shard is refused by check()
         )
 
 

@@ -81,3 +81,10 @@ class ReadingStats:
         if self.last_ack_at is not None and self.last_ack_at > since:
             since = self.last_ack_at
         return max(0.0, now - since)
+
+    def late_repeats(self, count: int) -> None:
+        """Rows counted when buffered turned out to be repeats when written (another
+        pvsimd of a shared output directory had written them)."""
+        self.rows -= count
+        self.rows_today = max(0, self.rows_today - count)
+        self.duplicates += count

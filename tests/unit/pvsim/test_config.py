@@ -430,6 +430,11 @@ def test_check_config_of_shipped_file_exits_0(capsys, daemon, shipped):
         ("pvsimd", PVSIMD_MIN + "[broker]\nurl = http://x/\n", ["[broker] url"]),
         (
             "pvsimd",
+            PVSIMD_MIN + "[broker]\nshards = 2\nshard = 2\n",
+            ["[broker] shard", "less than shards = 2"],
+        ),
+        (
+            "pvsimd",
             PVSIMD_MIN + "[broker]\nurl = amqp://localhost/ amqp://localhost/\n",
             ["[broker] url", "URL 2 names the same node as URL 1"],
         ),

@@ -114,7 +114,8 @@ def test_bad_layouts(kwargs):
 
 
 class FakeCtl:
-    def __init__(self):
+    def __init__(self, nodes=("rabbit@one",)):
+        self.nodes = list(nodes)
         self.defs = {
             "vhosts": [{"name": "/"}],
             "users": [{"name": "guest", "tags": ["administrator"], "limits": {}}],
@@ -127,6 +128,8 @@ class FakeCtl:
 
     def export(self):
         return json.loads(json.dumps(self.defs))
+
+    running_nodes = p.Rabbitmqctl.running_nodes  # through cluster_status below
 
     def _put(self, key, item, same):
         items = self.defs.setdefault(key, [])
@@ -172,6 +175,8 @@ class FakeCtl:
         elif cmd == "import_definitions":
             for key, items in json.loads(stdin).items():
                 self.defs.setdefault(key, []).extend(items)
+        elif cmd == "cluster_status":
+            return json.dumps({"running_nodes": self.nodes})
         else:
             raise AssertionError(f"unexpected rabbitmqctl {args}")
         return ""
@@ -282,3 +287,117 @@ def test_errors_are_one_line(capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("pvsim-broker-setup: /nonexistent/rabbitmqctl not found")
     assert "\n" not in err
+
+
+# --- a cluster: replicas, shards ------------------------------------------------------------
+
+
+class FakeTool:
+    """rabbitmq-plugins or rabbitmq-queues: the plugin enabled per node, calls recorded."""
+
+    def __init__(self, enabled, node="rabbit@one", calls=None):
+        self.enabled = enabled  # set of nodes with the plugin, shared by all instances
+        self.node = node
+        self.calls = [] if calls is None else calls
+
+    def on(self, node):
+        return FakeTool(self.enabled, node, self.calls)
+
+    def __call__(self, *args, stdin=None, timeout=0):
+        self.calls.append((self.node, *args))
+        if args[0] == "is_enabled" and self.node not in self.enabled:
+            raise p.ProvisionError(f"rabbitmq-plugins is_enabled failed: not on {self.node}")
+        if args[0] == "enable":
+            self.enabled.add(self.node)
+        return ""
+
+
+SHARDED = p.Layout(meters=("house-a",), shards=3, replicas=3)
+
+
+def test_shards_are_provisioned_as_each_shards_pvsimd_declares_them():
+    queues = {q["name"]: q["arguments"] for q in SHARDED.queue_defs()}
+    assert set(queues) == {
+        "pvsimd.readings.invalid", "pvsimd.readings.0", "pvsimd.readings.1", "pvsimd.readings.2",
+    }  # fmt: skip
+    for k in range(3):
+        t = Topology(shards=3, shard=k, replicas=3)
+        assert queues[t.consumed] == t.readings.arguments
+        assert queues[t.consumed]["x-quorum-initial-group-size"] == 3
+    assert [(x["name"], x["type"]) for x in SHARDED.exchange_defs()] == [
+        ("meter.readings", "topic"), ("pvsimd.readings.shards", "x-consistent-hash"),
+    ]  # fmt: skip
+    bindings = [
+        (b["source"], b["destination_type"], b["destination"], b["routing_key"])
+        for b in SHARDED.binding_defs()
+    ]
+    assert bindings == [
+        ("meter.readings", "exchange", "pvsimd.readings.shards", "reading.*"),
+        *(("pvsimd.readings.shards", "queue", f"pvsimd.readings.{k}", "1") for k in range(3)),
+    ]
+
+
+def test_the_pvsimd_user_may_declare_every_shard_also_one_added_later():
+    pv = SHARDED.permission("pvsimd")
+    for name in ("meter.readings", "pvsimd.readings.shards", "pvsimd.readings.invalid",
+                 "pvsimd.readings.0", "pvsimd.readings.17"):  # fmt: skip
+        assert re.search(pv.configure, name), name
+    for name in ("pvsimd.readings", "pvsimd.readings.x", "pvsimd.readings.1.2", "other"):
+        assert not re.search(pv.configure, name), name
+    assert re.search(pv.write, "pvsimd.readings.shards") and re.search(pv.write, "amq.default")
+    assert not re.search(pv.write, "meter.readings")
+    assert re.search(pv.read, "meter.readings") and re.search(pv.read, "pvsimd.readings.2")
+
+
+def test_apply_enables_the_plugin_here_and_names_the_nodes_that_still_lack_it():
+    ctl = FakeCtl(nodes=("rabbit@one", "rabbit@two"))
+    plugins = FakeTool(enabled=set())
+    with pytest.raises(p.ProvisionError) as err:
+        p.apply(SHARDED, ctl, passwords(), plugins=plugins, queues=FakeTool(set()))
+    assert "rabbit@two" in str(err.value) and "rabbit@one" not in str(err.value)
+    assert "rabbitmq-plugins enable rabbitmq_consistent_hash_exchange" in str(err.value)
+    assert ("rabbit@one", "enable", "rabbitmq_consistent_hash_exchange") in plugins.calls
+    assert "queues" not in ctl.defs  # nothing declared before the plugin is everywhere
+
+
+def test_apply_on_a_cluster_declares_the_shards_and_spreads_their_leaders():
+    ctl = FakeCtl(nodes=("rabbit@one", "rabbit@two", "rabbit@three"))
+    plugins = FakeTool(enabled={"rabbit@two", "rabbit@three"})
+    queues = FakeTool(set())
+    report = p.apply(SHARDED, ctl, passwords(), plugins=plugins, queues=queues)
+    assert "plugin rabbitmq_consistent_hash_exchange: enabled on rabbit@one" in report.changes
+    state = p.State.read(ctl.defs, "pvsim")
+    assert set(state.queues) == {q["name"] for q in SHARDED.queue_defs()}
+    assert state.exchanges["pvsimd.readings.shards"]["type"] == "x-consistent-hash"
+    (rebalance,) = queues.calls
+    assert rebalance[1:3] == ("rebalance", "quorum") and r"^pvsimd\.readings\.[0-9]+$" in rebalance
+    # again: nothing to do, no rebalance
+    queues.calls.clear()
+    again = p.apply(SHARDED, ctl, passwords(), plugins=plugins, queues=queues)
+    assert again.changes == [] and queues.calls == []
+
+
+def test_apply_notes_more_replicas_than_nodes():
+    report = p.apply(
+        p.Layout(meters=("house-a",), replicas=3), FakeCtl(), passwords()
+    )
+    assert any("--replicas 3 but the cluster has 1 running node" in n for n in report.notes)
+
+
+def test_a_cluster_s_urls_go_into_every_drop_in(tmp_path, capsys):
+    rc = p.main(
+        ["--definitions", str(tmp_path / "d.json"), "--shards", "2",
+         "--url", "amqps://r1.example:5671", "--url", "amqps://r2.example:5671 amqps://r3.example",
+         "house-a"]
+    )  # fmt: skip
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert (
+        "url = amqps://house-a@r1.example:5671/pvsim amqps://house-a@r2.example:5671/pvsim "
+        "amqps://house-a@r3.example/pvsim"
+    ) in printed
+    assert "shards = 2\n" in printed and "shard = 0\n" in printed
+    defs = json.loads((tmp_path / "d.json").read_text())
+    assert {q["name"] for q in defs["queues"]} == {
+        "pvsimd.readings.invalid", "pvsimd.readings.0", "pvsimd.readings.1",
+    }  # fmt: skip

@@ -52,13 +52,19 @@ class AckRecorder:
 
 
 def daemon(
-    tmp_path: Path, prefetch: int, fsync: str, security: str = "verify_sender = no"
+    tmp_path: Path,
+    prefetch: int,
+    fsync: str,
+    security: str = "verify_sender = no",
+    broker: str = "",
+    name: str = "pvsimd",
 ) -> PvSimDaemon:
-    """pvsimd with ``flush_interval = 10`` (only the batch size triggers commits)."""
-    ini = tmp_path / "pvsimd.ini"
+    """pvsimd with ``flush_interval = 10`` (only the batch size triggers commits); extra
+    ``[broker]`` lines in ``broker`` (e.g. shards)."""
+    ini = tmp_path / f"{name}.ini"
     ini.write_text(
         "[site]\nlatitude = 52.5\nlongitude = 13.4\ntimezone = Europe/Berlin\n"
-        f"[broker]\nprefetch = {prefetch}\n"
+        f"[broker]\nprefetch = {prefetch}\n{broker}"
         f"[output]\ndirectory = {tmp_path / 'csv'}\nfsync = {fsync}\nflush_interval = 10\n"
         f"[security]\n{security}\n"
     )
@@ -77,7 +83,8 @@ def deliver(
     if routing_key is None:
         routing_key = wire.routing_key(reading.meter_id)
     method = pika.spec.Basic.Deliver(delivery_tag=tag, routing_key=routing_key)
-    d.handle(None, method, pika.BasicProperties(user_id=user_id), body)
+    handle = d.handle if d.claim is None else d.handle_shard  # as open_session picks
+    handle(None, method, pika.BasicProperties(user_id=user_id), body)
 
 
 class SiteDayFiles(DayFiles):
