@@ -12,7 +12,12 @@ directory — a name no meter id can take (ids start with a letter, digit, ``-``
 crash, SIGKILL, the OOM killer), so there is no stale lock to clean up after a crash:
 the file may stay, but a file nobody holds a lock on does not count.  The holder
 writes its pid into the file after taking the lock, for the message only (when that
-write fails, on a full disk say, it holds the lock all the same).  ``flock``
+write fails, on a full disk say, it holds the lock all the same).
+
+A *shared* lock (``shared=True``, ``flock`` LOCK_SH) is for daemons that may write a
+directory together (pvsimd's shards, which lock each file they write): any number of
+them hold it at once, and it keeps out a daemon that wants the directory for itself
+(and is kept out by one); the last of them to start names itself in the file.  ``flock``
 locks work across the namespaces of systemd's sandboxing, but not over NFS in general:
 the directories are local ones.
 """
@@ -47,13 +52,15 @@ class DirectoryInUse(Exception):
 
 
 class DirectoryLock:
-    """An exclusive ``flock`` on ``<directory>/.lock``, held until :meth:`release`.
+    """An exclusive (or ``shared``) ``flock`` on ``<directory>/.lock``, held until
+    :meth:`release`.
 
     ``holder`` says who else would hold it, for the message ("another pvsimd")."""
 
-    def __init__(self, directory: Path, holder: str):
+    def __init__(self, directory: Path, holder: str, shared: bool = False):
         self.directory = Path(directory)
         self.holder = holder
+        self.shared = shared
         self.path = self.directory / LOCK_NAME
         self._fd: int | None = None
 
@@ -68,7 +75,7 @@ class DirectoryLock:
             return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o640)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except OSError as exc:
             os.close(fd)
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):

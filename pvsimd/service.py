@@ -137,12 +137,18 @@ class PvSimDaemon(Daemon):
             shared=self.claim is not None,
             journal_directory=self.claim.directory if self.claim is not None else None,
         )
-        # one pvsimd per output directory; shards share theirs and lock a shard's part
-        # only when the broker delivers to them (self.claim): a standby must start
-        self.lock: DirectoryLock | None = None
+        # one pvsimd per output directory; shards share theirs (a shared lock, which
+        # keeps an unsharded pvsimd out) and claim their shard's part only when the
+        # broker delivers to them (self.claim): a standby must start
         if self.claim is None:
             self.lock = DirectoryLock(
                 exclusive_directory(output.directory, self.topology), "another pvsimd"
+            )
+        else:
+            self.lock = DirectoryLock(
+                output.directory,
+                "a pvsimd without shards, which writes without the shards' locks",
+                shared=True,
             )
         self.flush_interval: float = output.flush_interval
         self.record: AckRecord[Delivery] = AckRecord(
@@ -194,8 +200,7 @@ class PvSimDaemon(Daemon):
         files = self.files
         try:
             files.directory.mkdir(parents=True, exist_ok=True)
-            if self.lock is not None:
-                self.lock.acquire()  # before anything is read or written there; else exit 75
+            self.lock.acquire()  # before anything is read or written there; else exit 75
             if files.fsync == "batch":
                 files.sync_target()
         except OSError as exc:
@@ -391,8 +396,7 @@ class PvSimDaemon(Daemon):
                 exc,
             )
         finally:
-            if self.lock is not None:
-                self.lock.release()
+            self.lock.release()
             if self.claim is not None:
                 self.claim.release()
         stats = self.stats

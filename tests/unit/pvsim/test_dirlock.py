@@ -129,3 +129,19 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def test_shared_holders_write_together_and_keep_an_exclusive_one_out(tmp_path):
+    one = DirectoryLock(tmp_path, "x", shared=True)
+    two = DirectoryLock(tmp_path, "x", shared=True)
+    one.acquire()
+    two.acquire()  # any number of shared holders
+    alone = DirectoryLock(tmp_path, "another pvsimd")
+    with pytest.raises(DirectoryInUse):
+        alone.acquire()
+    one.release()
+    two.release()
+    alone.acquire()
+    with pytest.raises(DirectoryInUse):
+        DirectoryLock(tmp_path, "a pvsimd without shards", shared=True).acquire()
+    alone.release()

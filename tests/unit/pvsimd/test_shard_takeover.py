@@ -9,7 +9,10 @@ import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from pvsim import wire
+from pvsim.dirlock import DirectoryInUse
 from pvsim.reconnect import ConnectionLost
 from pvsimd.service import PvSimDaemon
 from tests.unit.pvsimd import harness
@@ -120,3 +123,21 @@ def test_at_start_rows_left_in_an_unclaimed_journal_reach_their_day_files(tmp_pa
         assert (again.claim.directory / ".journal").read_text() == ""
     finally:
         stop(again)
+
+
+def test_shards_share_the_output_directory_but_keep_an_unsharded_pvsimd_out(tmp_path):
+    a = pvsimd(tmp_path, "a")
+    b = pvsimd(tmp_path, "b")  # a standby of the same shard starts (no exit 75)
+    plain = harness.daemon(tmp_path, prefetch=8, fsync="batch", name="plain")
+    try:
+        with pytest.raises(DirectoryInUse):
+            plain.open()  # exit 75: it would write without the shards' locks
+    finally:
+        stop(a)
+        stop(b)
+    plain.open()  # the shards are gone
+    try:
+        with pytest.raises(DirectoryInUse):
+            pvsimd(tmp_path, "late")
+    finally:
+        plain.close()
