@@ -7,7 +7,8 @@ through the proxy; torn down even when the test fails: processes killed, tmpfs
 unmounted, proxy passing again, node running, queues deleted).
 
 Every test's faults and figures are collected; at the end of the run a one-line summary
-is printed and, when the whole tier ran, docs/reliability.md is written.
+is printed and, when the whole tier ran, its section of docs/reliability.md is written
+(tests/support/reliability_doc.py; the cluster tier writes another).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pytest
 from tests.fault.harness import FAULT_KINDS, HEARTBEAT, INTERVAL, RETRY_MAX, FaultRun, Rig
 from tests.support.broker_node import BrokerNode
 from tests.support.daemons import REPO, Site
+from tests.support.reliability_doc import write_section
 from tests.support.tcp_proxy import TcpProxy
 
 HERE = Path(__file__).resolve().parent
@@ -174,16 +176,11 @@ def _write_doc(runs: list[FaultRun]) -> None:
     unused = [kind for kind in FAULT_KINDS if kind not in kinds_used]
     if unused:
         fault_list += ["", f"(Not injected in this run: {', '.join(unused)}.)"]
-    text = f"""# Reliability: fault injection
+    text = f"""## Fault injection on one node
 
-The promise: **every reading that meterd samples ends up in exactly one CSV row, whatever
-happens in between.** The fault-injection tier (`tests/fault/`) breaks the path between
-the daemons on purpose and checks the promise after every run.
+Written by `tests/fault/conftest.py`.
 
-This file is written by the tier itself (`tests/fault/conftest.py`) at the end of every
-run of the whole tier; do not edit it by hand.
-
-## Last run
+### Last run
 
 {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")} on a machine with {os.cpu_count()} CPUs
 (`nproc`), RabbitMQ {MACHINE.get("rabbitmq", "?")} (a node of the tier's own),
@@ -201,7 +198,7 @@ dropped ones; *duplicated*: rows beyond
 one per seq (or per timestamp); *torn*: lines that are not a complete 6-field row ending
 in a newline, and headers that are not exactly once at line 1.
 
-## Reproduce
+### Reproduce
 
 ```sh
 scripts/test tests/fault                              # as CI does (installs, then pytest)
@@ -211,7 +208,7 @@ PYTHONPATH=. /usr/bin/python3 -m pytest tests/fault   # just the tier
 As root (the disk-full test mounts a tmpfs), with rabbitmq-server installed; the
 system broker is not used. About {max(1, round(wall / 60))} minutes on this machine.
 
-## How a run works
+### How a run works
 
 Each test starts pvsimd and three meterd (house-a, house-b, house-c, a sample every
 {INTERVAL * 1000:.0f} ms: 150 readings/s) against a RabbitMQ node of the tier's own
@@ -233,8 +230,7 @@ The combined run injects several kinds in sequence on the same daemons. Not yet 
 a spool filled to its bound (`[spool] max_bytes` / `max_age`), where meterd drops the
 oldest readings by design.
 """
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
+    write_section(DOC, "tests/fault", text)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

@@ -31,6 +31,12 @@ Isolation details (RabbitMQ 3.10):
 TLS is off unless ``tls=TlsListener(...)`` is given: the node then also listens for
 AMQPS on 127.0.0.1:``amqps_port`` with those certificate files (``amqps_url``); the
 plain listener stays, for the fixtures' own checks.
+
+Clusters: nodes given the same ``cookie`` (written to their own HOME before the first
+start) can form one; :meth:`BrokerNode.join_cluster` joins a running node to another
+one's cluster (``stop_app``, ``join_cluster``, ``start_app``).  ``plugins`` are enabled
+from the start (the node's own enabled_plugins file), e.g.
+``("rabbitmq_consistent_hash_exchange",)``.
 """
 
 from __future__ import annotations
@@ -166,7 +172,13 @@ class BrokerNode:
     """A RabbitMQ node of our own on 127.0.0.1, with its data under base_dir."""
 
     def __init__(
-        self, base_dir: Path, amqp_port: int | None = None, tls: TlsListener | None = None
+        self,
+        base_dir: Path,
+        amqp_port: int | None = None,
+        tls: TlsListener | None = None,
+        *,
+        cookie: str | None = None,
+        plugins: tuple[str, ...] = (),
     ) -> None:
         self.base_dir = Path(base_dir).resolve()
         self.base_dir.mkdir(parents=True, exist_ok=True)
@@ -180,6 +192,8 @@ class BrokerNode:
         self.amqp_port = amqp_port if amqp_port is not None else _free_port(taken)
         self.dist_port = _free_port(taken | {self.amqp_port})
         self.tls = tls
+        self.cookie = cookie
+        self.plugins = tuple(plugins)
         self.amqps_port = (
             _free_port(taken | {self.amqp_port, self.dist_port}) if tls is not None else None
         )
@@ -201,7 +215,13 @@ class BrokerNode:
         (self.base_dir / "rabbitmq-env.conf").write_text(
             "# empty on purpose: keeps /etc/rabbitmq/rabbitmq-env.conf out\n"
         )
-        (self.base_dir / "enabled_plugins").write_text("[].\n")
+        (self.base_dir / "enabled_plugins").write_text(f"[{','.join(self.plugins)}].\n")
+        if self.cookie is not None:
+            cookie = self.home_dir / ".erlang.cookie"
+            with contextlib.suppress(FileNotFoundError):
+                cookie.chmod(0o600)
+            cookie.write_text(self.cookie)
+            cookie.chmod(0o400)  # Erlang refuses a cookie file others may read
         (self.base_dir / "advanced.config").write_text("[].\n")
         (self.base_dir / "rabbitmq.conf").write_text(
             "\n".join(
@@ -352,6 +372,15 @@ class BrokerNode:
             timeout=timeout,
             check=True,
         )
+
+    def join_cluster(self, seed: BrokerNode, timeout: float = 120.0) -> None:
+        """Make this running node a member of ``seed``'s cluster (the same cookie);
+        its own data (queues, users) is reset first."""
+        self.ctl("stop_app", timeout=timeout)
+        self.ctl("reset", timeout=timeout)
+        self.ctl("join_cluster", seed.nodename, timeout=timeout)
+        self.ctl("start_app", timeout=timeout)
+        self.ctl("await_startup", timeout=timeout)
 
     def __enter__(self) -> BrokerNode:
         self.start()
