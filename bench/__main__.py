@@ -2,7 +2,7 @@
 
     PYTHONPATH=. /usr/bin/python3 -m bench [--quick] [--runs N] [--only LIST]
                                            [--scaling] [--what-if] [--profile DIR]
-                                           [--json FILE]
+                                           [--shards] [--cluster] [--json FILE]
 
 Benchmarks (docs/performance.md explains each method):
 
@@ -16,6 +16,9 @@ Benchmarks (docs/performance.md explains each method):
            max_open_files = 256, fsync = file, fsync = off (what file handling costs)
   profile  (--profile DIR) py-spy profiles of pvsimd's drain and meterd's flush, and
            the micro-benchmarks bench.pipeline and bench.fsync_strategies
+  shards   (--shards) the drain with 1 shard and with 2 (two pvsimd, one shared output
+           directory) on a RabbitMQ node of its own with the consistent-hash plugin,
+           and the broker's CPU per reading and share; --cluster: also on three nodes
 
 The default is drain,flush,steady,idle (about 9 minutes; --quick about 1).  The
 daemons run from a snapshot of pvsim/, pvsimd/, meterd/ taken at the start (--code DIR
@@ -53,7 +56,7 @@ from bench.common import (
 )
 
 DEFAULT = ("drain", "flush", "steady", "idle")
-ALL = (*DEFAULT, "scaling", "whatif", "profile")
+ALL = (*DEFAULT, "scaling", "whatif", "profile", "shards")
 WHAT_IF = {
     "prefetch=2000": {"broker": {"prefetch": 2000}},
     "max_open_files=256": {"output": {"max_open_files": 256}},
@@ -96,6 +99,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="DIR",
         help="also: profile pvsimd's drain and meterd's flush with py-spy, run "
         "bench.pipeline and bench.fsync_strategies; all into DIR",
+    )
+    ap.add_argument(
+        "--shards",
+        action="store_true",
+        help="also: the drain with 1 and with 2 shards on a node of its own (bench/shards.py)",
+    )
+    ap.add_argument(
+        "--cluster",
+        action="store_true",
+        help="with --shards: also on a three-node cluster of its own (replication's cost)",
     )
     ap.add_argument("--meters", type=int, default=10_000, help="drain and steady (10 000)")
     ap.add_argument("--readings", type=int, help="drain (200 000; quick 20 000)")
@@ -166,6 +179,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             ("scaling", a.scaling),
             ("whatif", a.what_if),
             ("profile", a.profile is not None),
+            ("shards", a.shards or a.cluster),
         )
         if on and x not in a.only
     ]
@@ -325,6 +339,43 @@ def summary(results: dict[str, Result]) -> str:
             f"| idle meterd ({r.info['seconds']:g} s) | RSS / CPU | "
             f"{fmt(m['rss_mb'], ' MB', 1)} / {fmt(m['cpu_pct'], ' %', 2)} | | |"
         )
+    for key in [k for k in results if k.startswith("shards")]:
+        r = results[key]
+        m = r.medians()
+        where = f"{r.info['nodes']} broker node(s)"
+        out.append(
+            f"| {key} ({r.info['readings']:,} from {r.info['meters']:,} meters, {where}) | "
+            f"readings/s, 1 shard / 2 shards | {fmt(m['s1_rate'])} / {fmt(m['s2_rate'])} "
+            f"(× {fmt(m['speedup'], digits=2)}) | | |"
+        )
+        out.append(
+            f"| | pvsimd CPU µs per reading, 1 / 2 shards | {fmt(m['s1_pvsimd_cpu_us'])} / "
+            f"{fmt(m['s2_pvsimd_cpu_us'])} | | |"
+        )
+        out.append(
+            f"| | broker CPU µs per reading: taking it in (preload), handing it out "
+            f"(drain, 1 / 2 shards) | {fmt(m['s1_broker_preload_us'])}, "
+            f"{fmt(m['s1_broker_drain_us'])} / {fmt(m['s2_broker_drain_us'])} | | |"
+        )
+        out.append(
+            f"| | broker's share of the drain's CPU (of the machine), 1 / 2 shards | "
+            f"{fmt(m['s1_broker_share_pct'], ' %')} ({fmt(m['s1_broker_machine_pct'], ' %')})"
+            f" / {fmt(m['s2_broker_share_pct'], ' %')} "
+            f"({fmt(m['s2_broker_machine_pct'], ' %')}) | | |"
+        )
+        pubs = r.info.get("publishers")
+        if pubs:
+            out.append(
+                f"| | {pubs['connections']} publishers with confirms: broker CPU µs per "
+                f"reading, kB per connection | {fmt(pubs['broker_publish_us'])}, "
+                f"{fmt(pubs['connection_kb'])} | | |"
+            )
+        nodes = sorted({k.split("_")[1] for k in m if k.startswith("s1_node")})
+        for node in nodes:
+            out.append(
+                f"| | {node}: CPU µs per reading in, out (1 shard) | "
+                f"{fmt(m[f's1_{node}_preload_us'])}, {fmt(m[f's1_{node}_drain_us'])} | | |"
+            )
     for key in [k for k in results if k.startswith(("drain-", "whatif"))]:
         r = results[key]
         m = r.medians()
@@ -433,6 +484,34 @@ def main(argv: list[str] | None = None) -> int:
                     name=f"steady-{rate}",
                     ts_mode=a.ts,
                 )
+        if "shards" in a.only:
+            from bench import shards
+
+            for cluster in (False, True) if a.cluster else (False,):
+                nodes = shards.start_nodes(workdir, cluster)  # killed below
+                try:
+                    shard_url = nodes[0].url
+                    shard_ctx = Context(
+                        snapshot, Broker(shard_url), shard_url, workdir, python=a.python
+                    )
+                    name = "shards-cluster" if cluster else "shards"
+                    results[name] = shards.run(
+                        shard_ctx, nodes, a.runs, a.meters, a.readings, name=name
+                    )
+                    conns = 200 if a.quick else 1000
+                    say(f"[{name}] {conns} publishers with confirms, one reading each a round")
+                    figures = shards.publishers(shard_ctx, nodes, conns, 5 if a.quick else 20)
+                    say(
+                        f"  broker {figures['broker_publish_us']:.0f} µs CPU per reading, "
+                        f"{figures['connection_kb']:.0f} kB per connection, "
+                        f"{figures['rate']:,.0f} readings/s (50 confirms in flight)"
+                    )
+                    results[name].info["publishers"] = figures
+                    shard_ctx.broker.cleanup()
+                finally:
+                    for shard_node in nodes:  # not "node": that is --own-broker's
+                        with contextlib.suppress(Exception):
+                            shard_node.kill()
         profiles: dict[str, str] = {}
         if "profile" in a.only:
             from bench import profiling
