@@ -78,9 +78,7 @@ def test_packages_co_install_without_file_conflicts(debs: Debs):
 def test_daemon_package_layout(debs: Debs, daemon: str):
     deb = debs.debs[daemon]
     files = deb_files(deb)
-    units = [f"/lib/systemd/system/{daemon}.service"]
-    if daemon == "meterd":
-        units.append("/lib/systemd/system/meterd@.service")
+    units = [f"/lib/systemd/system/{daemon}.service", f"/lib/systemd/system/{daemon}@.service"]
     expected = [
         f"/usr/bin/{daemon}",
         f"/etc/{daemon}/{daemon}.ini",
