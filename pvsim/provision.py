@@ -765,7 +765,8 @@ def _parser() -> argparse.ArgumentParser:
         "--replicas",
         type=int,
         help="replicas of each queue on a cluster (x-quorum-initial-group-size; default: "
-        "not declared, every node of the cluster); pvsimd's [broker] replicas must match",
+        "not declared, RabbitMQ's three or every node of a smaller cluster); pvsimd's "
+        "[broker] replicas must match",
     )
     p.add_argument(
         "--shards",

@@ -14,12 +14,12 @@ messages in a Raft log synced before the publisher confirm.  A message delivered
 than ``delivery_limit`` times is dead-lettered by the broker itself through the default
 exchange; invalid messages are republished there by pvsimd (:data:`REASON_HEADER`).
 
-On a cluster a quorum queue is replicated: its Raft group has every node of the cluster
-at the moment it is declared, unless ``replicas`` says how many
-(``x-quorum-initial-group-size``).  That argument is declared only when set, so with
-nothing configured the arguments stay what they always were: a queue re-declared with
-other arguments than it has fails with PRECONDITION_FAILED, and an existing installation
-must not need a migration.
+On a cluster a quorum queue is replicated: its Raft group has up to three nodes of the
+cluster when it is declared (RabbitMQ 3.10's ``quorum_cluster_size``), unless
+``replicas`` says how many (``x-quorum-initial-group-size``).  That argument is
+declared only when set, so with nothing configured the arguments stay what they always
+were: a queue re-declared with other arguments than it has fails with
+PRECONDITION_FAILED, and an existing installation must not need a migration.
 
 Shards (``shards`` > 1) put a consistent-hash exchange (``x-consistent-hash``, from the
 ``rabbitmq_consistent_hash_exchange`` plugin) behind the topic exchange, bound to one

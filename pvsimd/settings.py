@@ -115,8 +115,9 @@ class PvsimdBrokerSettings(broker.BrokerSettings):
         c.optional(c.integer(1, 99)),
         "",
         "replicas of each queue on a cluster (`x-quorum-initial-group-size`), fixed when the "
-        "queue is created; empty: not declared, so every node of the cluster then (one on a "
-        "single node); changing it for an existing queue makes its declaration fail",
+        "queue is created; empty: not declared, the broker's default (three in RabbitMQ 3.10: "
+        "every node of a cluster of three, the one node of a single broker); changing it for "
+        "an existing queue makes its declaration fail",
     )
     shards: int = c.key(
         c.integer(1, 1000),

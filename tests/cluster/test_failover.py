@@ -18,7 +18,7 @@ def test_the_node_leading_the_shard_queues_is_sigkilled_and_restarted(rig):
     rig.start()
     for shard in (1, 0):
         members = rig.cluster.members(rig.shard_queue(shard))
-        assert len(members) == 3  # replicated on every node: no replicas configured
+        assert len(members) == 3  # three replicas: RabbitMQ 3.10's default, none configured
         node = rig.kill_leader(shard)
         assert rig.cluster.leader(rig.shard_queue(shard)) is not node  # a new leader
         rig.restart_node(node)
