@@ -315,10 +315,14 @@ class DayFiles:
                 f.suspect = True
 
     def let_go_of_journal(self) -> None:
-        """Shared output, when this pvsimd stops being its shard's active one: close the
-        (empty) journal; the next active one opens it afresh."""
+        """Shared output, when this pvsimd stops being its shard's active one: write every
+        buffered row, make everything durable, empty the journal and close it (the next
+        active one opens it afresh).  OSError on failure (then nothing is let go)."""
+        self.write_and_sync()
         if self.journal is not None:
-            assert not self.journal.holds_rows
+            if self.journal.holds_rows:  # written and synced before, not yet emptied
+                durable.syncfs(self.sync_target())
+                self.journal.empty()
             self.journal.close()
 
     def _new_directory(self, _path: str) -> None:

@@ -248,7 +248,8 @@ class PvSimDaemon(Daemon):
                 f"to their day files: {exc}"
             ) from None
         finally:
-            self.files.let_go_of_journal()
+            if self.files.journal is not None:
+                self.files.journal.close()
             self.claim.release()
 
     def _replay_journal(self) -> None:
@@ -340,12 +341,10 @@ class PvSimDaemon(Daemon):
         buffered (the journal's), then let go of the claim.  On failure the claim is
         kept, and the next tick tries again."""
         try:
-            if self.files.journal_holds_rows or self.files.unsynced:
-                self.files.write_and_sync()
+            self.files.let_go_of_journal()
         except OSError as exc:
             self._storage_failed(exc)
             return
-        self.files.let_go_of_journal()
         self.claim.release()
         self._letting_go = False
         lasted = self.record.storage_recovered(time.time())

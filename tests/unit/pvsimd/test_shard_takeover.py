@@ -141,3 +141,27 @@ def test_shards_share_the_output_directory_but_keep_an_unsharded_pvsimd_out(tmp_
             pvsimd(tmp_path, "late")
     finally:
         plain.close()
+
+
+def test_a_journal_that_cannot_be_emptied_keeps_the_claim_and_is_retried(tmp_path, monkeypatch):
+    a = pvsimd(tmp_path, "a")
+    try:
+        for tag in range(1, 3):
+            harness.deliver(a, tag, reading("house-a", tag))
+            settle(a)
+        assert a.files.journal_holds_rows
+        real_empty = type(a.files.journal).empty
+
+        def failing_empty(journal):
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(type(a.files.journal), "empty", failing_empty)
+        a.on_session_lost(ConnectionLost("gone"))  # writes the rows, cannot empty the journal
+        assert a.claim.held and a.record.storage is not None  # kept: retried every second
+        monkeypatch.setattr(type(a.files.journal), "empty", real_empty)
+        a.record.storage.retry_at = 0.0
+        a._tick()
+        assert not a.claim.held and a.record.storage is None
+        assert seqs(tmp_path, "house-a") == [1, 2]
+    finally:
+        stop(a)
