@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-from collections.abc import Sequence
 
 from meterd import load_model, replay
 from meterd import metrics as meterd_metrics
@@ -119,7 +118,7 @@ class MeterDaemon(Daemon):
         )
         self.sampler.start(self.signals.stop)
 
-    def open_session(self, urls: Sequence[str]) -> Publisher:
+    def open_session(self, url: str) -> Publisher:
         publisher = Publisher(
             self.broker,
             self.meter_id,
@@ -131,7 +130,7 @@ class MeterDaemon(Daemon):
             tick_interval=TICK_S,
             stop=self.signals.stop,
         )
-        publisher.connect(urls)
+        publisher.connect(url)
         return publisher
 
     def on_session_open(self, session: Publisher) -> None:

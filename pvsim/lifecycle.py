@@ -140,9 +140,9 @@ class Daemon(ABC):
         raise StartupError when that is impossible."""
 
     @abstractmethod
-    def open_session(self, urls: Sequence[str]) -> Session:
-        """A new broker session, connected to the first of ``urls`` that works and set
-        up (:meth:`Session.connect`); raise BrokerUnavailable."""
+    def open_session(self, url: str) -> Session:
+        """A new broker session on the node ``url``, connected and set up
+        (:meth:`Session.connect`); raise BrokerUnavailable."""
 
     def on_session_open(self, session: Session) -> None:
         """A session was opened (after a reconnect too)."""

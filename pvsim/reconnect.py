@@ -31,7 +31,13 @@ log = logging.getLogger("pvsim.reconnect")
 
 
 class BrokerUnavailable(Exception):
-    """The broker could not be reached or refused to set us up; worth retrying."""
+    """The broker could not be reached or refused to set us up; worth retrying.
+    ``answered``: the node answered (the connection opened) and refused the set-up — the
+    other nodes of its cluster would say the same."""
+
+    def __init__(self, *args: object, answered: bool = False):
+        super().__init__(*args)
+        self.answered = answered
 
 
 class ConnectionLost(Exception):

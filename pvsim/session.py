@@ -11,10 +11,8 @@ method, and the daemon's reconnect loop wraps the whole session.
 after a requested :meth:`close` and raising :class:`ConnectionLost` otherwise.  A periodic
 ``tick`` runs during both, so the daemon can check for a stop, flush, and feed the watchdog.
 
-Given several nodes of a cluster (:mod:`pvsim.nodes`), :meth:`Session.connect` tries them
-one after another, each with a connection (and an I/O loop) of its own, until one is
-ready; a node that refused the set-up after the connection opened (a channel closed by
-the broker: the cluster's definitions are the same on every node) ends the attempt.
+A session is on one node (:attr:`Session.url`); trying the nodes of a cluster one after
+another is the session loop's business (:mod:`pvsim.session_loop`).
 """
 
 from __future__ import annotations
@@ -23,14 +21,14 @@ import logging
 import re
 import ssl
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import ClassVar
 
 import pika
 import pika.exceptions
 from pika.channel import Channel
 
-from pvsim.broker import BrokerSettings, node_name, redact
+from pvsim.broker import BrokerSettings, redact
 from pvsim.reconnect import BrokerUnavailable, ConnectionLost
 
 log = logging.getLogger("pvsim.session")
@@ -137,28 +135,11 @@ class Session:
 
     # --- driving the loop --------------------------------------------------------------
 
-    def connect(self, urls: Sequence[str] = ()) -> None:
-        """Open a connection to the first of ``urls`` (default: the configured nodes, in
-        order) that works and run the setup steps; raises BrokerUnavailable, naming each
-        node's failure when there are several."""
-        urls = tuple(urls) or self.settings.urls
-        failures: list[str] = []
-        for url in urls:
-            try:
-                self._connect_to(url)
-                return
-            except BrokerUnavailable as exc:
-                if len(urls) == 1:
-                    raise
-                failures.append(f"{node_name(url)}: {exc}")
-                if self._opened:  # the broker itself refused the set-up
-                    break
-                self.connection = self.channel = None
-                self._failure = None
-        raise BrokerUnavailable("; ".join(failures))
-
-    def _connect_to(self, url: str) -> None:
-        self.url = url
+    def connect(self, url: str | None = None) -> None:
+        """Open a connection to ``url`` (one of the configured nodes; the first by
+        default) and run the setup steps; raises BrokerUnavailable (``answered`` when the
+        connection opened and the set-up was refused)."""
+        self.url = url or self.settings.urls[0]
         self._opened = False
         self.open_connection()
         self._schedule_tick()
@@ -173,7 +154,7 @@ class Session:
             self._failure = "connection reset while connecting"
         if not self.is_ready:
             self._shutdown_loop()
-            raise BrokerUnavailable(self._failure or "connection closed")
+            raise BrokerUnavailable(self._failure or "connection closed", answered=self._opened)
 
     def run(self) -> None:
         """Run until the session ends or is paused.

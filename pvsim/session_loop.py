@@ -3,10 +3,13 @@ it after a loss, close it on stop — and where the daemon stands with its broke
 
 Modelled on pika's asynchronous consumer example, where reconnecting is a loop around
 the whole lifecycle of one connection (:class:`pvsim.session.Session`).  The daemon
-gives the loop three things: how to open a session on the first of some nodes that
-works (:class:`~pvsim.session.Session` subclass, connected), what to do once one is
-open, and what to forget when one is lost.  Which nodes, in which order: the loop's
-:class:`~pvsim.nodes.Nodes` (a lost session moves on to the next node).
+gives the loop three things: how to open a session on a node
+(:class:`~pvsim.session.Session` subclass, connected), what to do once one is open,
+and what to forget when one is lost.  A connection attempt is a round over the
+cluster's nodes in the order of the loop's :class:`~pvsim.nodes.Nodes` (a lost session
+moves on to the next node); a stop ends the round between nodes, and a node that
+answered but refused the set-up ends it too (the cluster's definitions are the same on
+every node).
 
 Backoff (:mod:`pvsim.reconnect`): a session that did useful work (confirms, acks —
 :meth:`SessionLoop.did_work`) or lived longer than ``retry_max`` was healthy, and the
@@ -19,12 +22,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
 from pvsim.broker import BrokerSettings, node_name, redact
 from pvsim.nodes import Nodes
-from pvsim.reconnect import ConnectionLost, ReconnectPolicy
+from pvsim.reconnect import BrokerUnavailable, ConnectionLost, ReconnectPolicy
 
 log = logging.getLogger("pvsim.session")
 
@@ -51,7 +54,7 @@ class SessionLoop(Generic[S]):
         settings: BrokerSettings,
         stop: threading.Event,
         idle: Callable[[], None],
-        open_session: Callable[[Sequence[str]], S],
+        open_session: Callable[[str], S],
         on_open: Callable[[S], None] = lambda _session: None,
         on_lost: Callable[[ConnectionLost], None] = lambda _exc: None,
         nodes: Nodes | None = None,
@@ -80,7 +83,7 @@ class SessionLoop(Generic[S]):
     def connect(self) -> bool:
         """Open a session, retrying with backoff; False when a stop was requested first."""
         self.policy.what = self._cluster
-        session = self.policy.call(lambda: self._open_session(self.nodes.to_try()))
+        session = self.policy.call(self._round)
         if session is None:
             return False
         self.nodes.connected(session.url)
@@ -90,6 +93,24 @@ class SessionLoop(Generic[S]):
         self.opened += 1
         self._on_open(session)
         return True
+
+    def _round(self) -> S:
+        """One connection attempt: the nodes one after another until a session opens;
+        BrokerUnavailable naming each node's failure (one node: its failure as it is)."""
+        urls = self.nodes.to_try()
+        failures: list[str] = []
+        for url in urls:
+            if self.stop.is_set():
+                raise BrokerUnavailable("stop requested")
+            try:
+                return self._open_session(url)
+            except BrokerUnavailable as exc:
+                if len(urls) == 1:
+                    raise
+                failures.append(f"{node_name(url)}: {exc}")
+                if exc.answered:
+                    break
+        raise BrokerUnavailable("; ".join(failures))
 
     def run(self) -> None:
         """Run sessions until one pauses (a stop was requested) or a stop comes while

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -262,7 +261,7 @@ class PvSimDaemon(Daemon):
                 repeats,
             )
 
-    def open_session(self, urls: Sequence[str]) -> Consumer:
+    def open_session(self, url: str) -> Consumer:
         consumer = Consumer(
             self.broker,
             self.topology,
@@ -273,7 +272,7 @@ class PvSimDaemon(Daemon):
             on_dead_letter_confirmed=self._on_dead_letter_confirmed,
             stop=self.signals.stop,
         )
-        consumer.connect(urls)
+        consumer.connect(url)
         return consumer
 
     def on_session_open(self, session: Consumer) -> None:

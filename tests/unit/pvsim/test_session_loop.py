@@ -39,11 +39,13 @@ def _settings(url: str = "amqp://guest:secret@localhost/%2F") -> BrokerSettings:
 def _loop(*sessions: Session, settings: BrokerSettings | None = None, **hooks) -> SessionLoop:  # noqa: ANN003
     offered: list[tuple[str, ...]] = []
 
-    def open_session(urls):
-        offered.append(tuple(urls))
-        session = sessions_left.pop(0)
-        session.url = session.url or urls[0]
-        return session
+    def open_session(url):
+        offered.append(url)
+        result = sessions_left.pop(0)
+        if isinstance(result, Exception):
+            raise result
+        result.url = url
+        return result
 
     sessions_left = list(sessions)
     loop = SessionLoop(
@@ -113,14 +115,14 @@ def test_describe_says_connected_retrying_or_connecting():
     attempts = iter([BrokerUnavailable("connection refused"), "check", Session()])
     loop = _loop()
 
-    def attempt(urls):
+    def attempt(url):
         result = next(attempts)
         if result == "check":
             assert "retrying since" in loop.describe("connected")
             result = next(attempts)
         if isinstance(result, Exception):
             raise result
-        result.url = urls[0]
+        result.url = url
         return result
 
     assert loop.describe("consuming q") == "connecting"
@@ -137,21 +139,56 @@ NODES = " ".join(f"amqp://guest:secret@node{i}.local:5672/%2F" for i in range(3)
 
 def test_a_lost_session_moves_on_to_the_next_node_and_status_names_the_node():
     first, second = Session("lost"), Session("pause")
-    loop = _loop(first, second, settings=_settings(NODES))
-    order = loop.nodes.urls
-    assert sorted(order) == sorted(NODES.split())
-    assert loop.connect() and loop.offered == [order]
+    down = BrokerUnavailable("connection refused")
+    loop = _loop(first, down, second, settings=_settings(NODES))
+    a, b, c = loop.nodes.urls
+    assert sorted((a, b, c)) == sorted(NODES.split())
+    assert loop.connect() and loop.offered == [a]
     loop.connected_since = time.time()
-    assert " on node" in loop.describe("consuming q") and "secret" not in loop.describe("x")
-    assert loop.describe("consuming q").startswith(f"consuming q on {node_name(order[0])} since")
-    loop.run()  # the first node's session is lost: the next round starts with the second
-    assert loop.offered[1] == (*order[1:], order[0])
-    assert loop.nodes.current == order[1]
+    assert "secret" not in loop.describe("x")
+    assert loop.describe("consuming q").startswith(f"consuming q on {node_name(a)} since")
+    loop.run()  # a's session is lost: the next round starts with b (down), then c
+    assert loop.offered == [a, b, c]
+    assert loop.nodes.current == c and loop.session is second
+
+
+def test_a_round_names_every_node_that_failed_and_backs_off_only_then():
+    refused = [BrokerUnavailable("connection refused") for _ in range(3)]
+    loop = _loop(*refused, Session("pause"), settings=_settings(NODES))
+    warnings = []
+    loop.policy._before_sleep = lambda state: warnings.append(str(state.outcome.exception()))
+    assert loop.connect()
+    a, b, c = loop.nodes.urls
+    assert loop.offered == [a, b, c, a]  # one round of three, a pause, then a again
+    assert warnings == [
+        "; ".join(f"{node_name(u)}: connection refused" for u in (a, b, c))
+    ]
+
+
+def test_a_node_that_refused_the_set_up_ends_the_round():
+    refused = BrokerUnavailable("channel closed: 406 PRECONDITION_FAILED", answered=True)
+    loop = _loop(refused, Session("pause"), settings=_settings(NODES))
+    assert loop.connect()
+    a, _b, _c = loop.nodes.urls
+    assert loop.offered == [a, a]  # the other nodes were not asked: they would say the same
+
+
+def test_a_stop_ends_a_round_between_nodes():
+    loop = _loop(settings=_settings(NODES))
+
+    def stop_then_fail(url):
+        loop.offered.append(url)
+        loop.stop.set()
+        raise BrokerUnavailable("timed out")
+
+    loop._open_session = stop_then_fail
+    assert not loop.connect()
+    assert len(loop.offered) == 1
 
 
 def test_a_single_url_is_offered_alone_and_status_names_no_node():
     loop = _loop(Session("pause"))
     assert loop.connect()
-    assert loop.offered == [("amqp://guest:secret@localhost/%2F",)]
+    assert loop.offered == ["amqp://guest:secret@localhost/%2F"]
     loop.connected_since = time.time()
     assert loop.describe("consuming q").startswith("consuming q since ")
