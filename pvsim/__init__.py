@@ -1,3 +1,3 @@
 """Shared code of the pvsim daemons: wire format, broker settings and daemon plumbing."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
