@@ -285,18 +285,29 @@ class Broker:
         self, exchange: str, queue: str, dlq: str, delivery_limit: int = 20, bind: bool = True
     ) -> None:
         """The exchange and pvsimd's two queues exactly as pvsimd declares them."""
-        from pvsim.topology import Topology
-
-        topology = Topology(exchange, queue, dlq, delivery_limit)
         ch = self.channel()
         ch.exchange_declare(exchange, exchange_type="topic", durable=True)
         self.exchanges.append(exchange)
-        for q in topology.queues:
-            ch.queue_declare(q.name, durable=q.durable, arguments=q.arguments)
-            self.queues.append(q.name)
-        if bind:
+        try:
+            from pvsim.topology import Topology
+        except ImportError:  # a snapshot from before pvsim/topology.py (0.2.0)
+            from pvsimd.consumer import BINDING_KEY, queue_arguments
+
+            declared = [
+                (dlq, {"x-queue-type": "quorum"}),
+                (queue, queue_arguments(dlq, delivery_limit)),
+            ]
+            binding = (queue, exchange, BINDING_KEY)
+        else:
+            topology = Topology(exchange, queue, dlq, delivery_limit)
+            declared = [(q.name, q.arguments) for q in topology.queues]
             b = topology.binding
-            ch.queue_bind(b.queue, b.exchange, routing_key=b.routing_key)
+            binding = (b.queue, b.exchange, b.routing_key)
+        for name, arguments in declared:
+            ch.queue_declare(name, durable=True, arguments=arguments)
+            self.queues.append(name)
+        if bind:
+            ch.queue_bind(binding[0], binding[1], routing_key=binding[2])
 
     def depth(self, queue: str) -> int:
         """Ready messages (the broker's count excludes delivered, unacknowledged ones)."""
