@@ -35,7 +35,7 @@ from pathlib import Path
 
 from pika.spec import Basic, BasicProperties
 
-from pvsim import build_info, wire
+from pvsim import wire
 from pvsim.config import ConfigError
 from pvsim.dirlock import DirectoryInUse, DirectoryLock
 from pvsim.lifecycle import Daemon, StartupError
@@ -47,6 +47,7 @@ from pvsimd import metrics as pvsimd_metrics
 from pvsimd.acks import Ack, AckRecord, SyncToken
 from pvsimd.consumer import Consumer
 from pvsimd.day_files import DayFiles
+from pvsimd.future_limit import FutureLimit
 from pvsimd.moments import Moments
 from pvsimd.open_files import descriptor_budget
 from pvsimd.pv_model import PvSystem
@@ -74,9 +75,6 @@ class Refused(wire.InvalidReading):
     def __init__(self, reason: str, text: str):
         super().__init__(text)
         self.reason = reason
-
-
-NO_LIMIT_US = 2**63  # the future check is off: this machine's clock is before the build date
 
 
 def ack_batch(prefetch: int) -> int:
@@ -154,11 +152,7 @@ class PvSimDaemon(Daemon):
             ack_batch(config.broker.prefetch), STORAGE_RETRY_S
         )
         self.stats = ReadingStats(site.timezone)
-        self.future_tolerance_us = round(config.security.future_tolerance * 1_000_000)
-        build = build_info.build_epoch()
-        self._build_us = None if build is None else build * 1_000_000
-        self._clock_untrusted = False
-        self._future_limit_us = self._future_limit()
+        self.future = FutureLimit.from_build(config.security.future_tolerance)
         self.syncer: Syncer[SyncRequest] | None = None  # fsync = batch: started by connect()
         self._draining = False
         self._last_commit = time.monotonic()
@@ -209,20 +203,7 @@ class PvSimDaemon(Daemon):
         if self.claim is not None:
             self._replay_unclaimed()
         elif files.journal is not None:
-            try:
-                added, repeats = files.replay_journal()
-            except OSError as exc:
-                raise StartupError(
-                    f"cannot write the rows of the journal {files.journal.path} "
-                    f"to their day files: {exc}"
-                ) from None
-            if added or repeats:
-                log.info(
-                    "journal: %d rows of the last run written to their day files "
-                    "(%d were there already)",
-                    added,
-                    repeats,
-                )
+            self._replay_journal_at_start()
         how = f"fsync = {files.fsync}"
         if files.fsync == "batch" and self.syncer is None:
             self.syncer = Syncer(files.sync, self._wake_for_syncs)
@@ -240,16 +221,20 @@ class PvSimDaemon(Daemon):
         except OSError as exc:
             raise StartupError(f"cannot claim {self.claim.directory}: {exc}") from None
         try:
+            self._replay_journal_at_start()
+        finally:
+            if self.files.journal is not None:
+                self.files.journal.close()
+            self.claim.release()
+
+    def _replay_journal_at_start(self) -> None:
+        try:
             self._replay_journal()
         except OSError as exc:
             raise StartupError(
                 f"cannot write the rows of the journal {self.files.journal.path} "
                 f"to their day files: {exc}"
             ) from None
-        finally:
-            if self.files.journal is not None:
-                self.files.journal.close()
-            self.claim.release()
 
     def _replay_journal(self) -> None:
         added, repeats = self.files.replay_journal()
@@ -426,8 +411,8 @@ class PvSimDaemon(Daemon):
             senders = self.senders
             if senders is not None and not senders.allowed(props.user_id, meter_id):
                 raise Refused("forged", senders.forged(props.user_id, meter_id))  # verify_sender
-            if moment.epoch_us > self._future_limit_us and moment.epoch_us > self._future_limit():
-                raise Refused("future", self._in_the_future(moment.epoch_us))
+            if (future := self.future.exceeded(moment.epoch_us)) is not None:
+                raise Refused("future", future)
         except wire.InvalidReading as exc:
             return self._dead_letter(
                 method, props, body, str(exc), getattr(exc, "reason", "invalid")
@@ -444,36 +429,6 @@ class PvSimDaemon(Daemon):
             log.debug("dropped a repeat of %s at %s", meter_id, wire.format_ts(moment.ts))
         self._processed(method.delivery_tag)
         return True
-
-    def _future_limit(self) -> int:
-        """Epoch µs after which a reading is in the future, as of now: this machine's
-        clock plus ``future_tolerance`` — none while the clock is before the build date
-        (it is wrong: a board without a real-time clock, before NTP set it)."""
-        now_us = round(time.time() * 1_000_000)
-        if self._build_us is not None and now_us < self._build_us:
-            if not self._clock_untrusted:
-                self._clock_untrusted = True
-                log.warning(
-                    "this machine's clock says %s, before the build date %s: readings are "
-                    "not checked for being in the future until it is right",
-                    wire.format_ts(wire.from_epoch_us(now_us)),
-                    build_info.build_date_text(),
-                )
-            limit = NO_LIMIT_US
-        else:
-            if self._clock_untrusted:
-                self._clock_untrusted = False
-                log.info("this machine's clock is past the build date: future readings refused")
-            limit = now_us + self.future_tolerance_us
-        self._future_limit_us = limit
-        return limit
-
-    def _in_the_future(self, ts_us: int) -> str:
-        ahead = (ts_us - (self._future_limit_us - self.future_tolerance_us)) / 1_000_000
-        return (
-            f"future: ts {wire.format_ts(wire.from_epoch_us(ts_us))} is {ahead:.0f} s ahead "
-            f"of this machine's clock (future_tolerance {self.future_tolerance_us / 1e6:g} s)"
-        )
 
     def _dead_letter(
         self,
@@ -634,7 +589,7 @@ class PvSimDaemon(Daemon):
         self.heartbeat()
         self.stats.new_day(datetime.now(self.stats.tz))
         self.stats.owing(self.record.waiting > 0, time.monotonic())
-        self._future_limit()
+        self.future.update()
         consumer = self.consumer
         if consumer is None:
             return
@@ -669,7 +624,7 @@ class PvSimDaemon(Daemon):
         )
         if self.pv.weather is not None:
             text += f"; weather file {self.pv.weather.source}"
-        if self._clock_untrusted:
+        if self.future.clock_untrusted:
             text += "; clock before the build date: no check for readings in the future"
         storage = self.record.storage
         if storage is not None:
