@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pvsim import __version__, broker, metrics
 from pvsim import config as c
@@ -38,6 +38,9 @@ from pvsim.reconnect import ConnectionLost
 from pvsim.session import Session
 from pvsim.session_loop import SessionLoop
 from pvsim.signals import Signals
+
+if TYPE_CHECKING:
+    from pvsim.metrics_endpoint import MetricsServer
 
 EX_OK = 0
 EX_SOFTWARE = 70
@@ -106,7 +109,7 @@ class Daemon(ABC):
         self.args = args
         self.config_path = config.files[0]
         self._last_status = float("-inf")
-        self.exporter: metrics.MetricsServer | None = None
+        self.exporter: MetricsServer | None = None
         self.broker: broker.BrokerSettings = config.broker
         self.sessions: SessionLoop = SessionLoop(
             self.broker,
@@ -226,14 +229,22 @@ class Daemon(ABC):
         self.notifier.ready(self.status())
         log.info("ready: %s", self.status())
 
+    def _serve_metrics(self) -> MetricsServer | None:
+        """The Prometheus endpoint, when ``[metrics] listen`` is set; prometheus_client
+        is imported only then (a small box that turns metrics off saves its memory)."""
+        listen = self.config.metrics.listen
+        if listen is None:
+            return None
+        from pvsim import metrics_endpoint
+
+        collector = metrics_endpoint.Collector(self.all_metrics(), self._metric_values)
+        return metrics_endpoint.serve(listen, collector, self.name, self.metrics_hint)
+
     def serve(self) -> None:
         """open → connect → ready → run → drain → stop (meterd: ready before connect)."""
         try:
             self.open()  # its directory lock first: a second daemon stops here (exit 75)
-            collector = metrics.Collector(self.all_metrics(), self._metric_values)
-            self.exporter = metrics.serve(
-                self.config.metrics.listen, collector, self.name, self.metrics_hint
-            )
+            self.exporter = self._serve_metrics()
             if not self.ready_needs_broker:
                 self._ready()
             if self.sessions.connect():

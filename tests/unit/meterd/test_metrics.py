@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meterd.clock_watch import ClockState
 from meterd.service import MeterDaemon
-from pvsim.metrics import Collector
+from pvsim.metrics_endpoint import Collector
 from pvsim.wire import Reading, encode, from_epoch_us
 from tests.unit.meterd.test_service import meterd
 

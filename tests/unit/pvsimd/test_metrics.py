@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from pvsim import build_info, wire
-from pvsim.metrics import Collector
+from pvsim.metrics_endpoint import Collector
 from pvsimd.service import PvSimDaemon
 from pvsimd.stats import ReadingStats
 from tests.unit.pvsimd.harness import AckRecorder, daemon, deliver
