@@ -339,6 +339,10 @@ def summary(results: dict[str, Result]) -> str:
             f"| idle meterd ({r.info['seconds']:g} s) | RSS / CPU | "
             f"{fmt(m['rss_mb'], ' MB', 1)} / {fmt(m['cpu_pct'], ' %', 2)} | | |"
         )
+        if "rss_off_mb" in m:
+            out.append(
+                f"| | RSS with `[metrics] listen` empty | {fmt(m['rss_off_mb'], ' MB', 1)} | | |"
+            )
     for key in [k for k in results if k.startswith("shards")]:
         r = results[key]
         m = r.medians()

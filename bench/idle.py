@@ -3,8 +3,10 @@
 meterd with its defaults (interval 10, spool fsync on, household load model) against a
 bound queue, from a fresh state directory.  After the given time (30 s; the first 5 s
 are start-up and not counted for CPU) VmRSS and VmHWM from /proc/<pid>/status, and its
-CPU share from utime+stime over the rest.  pvsimd's memory after the steady-state
-benchmark is reported there (benchmark 3).
+CPU share from utime+stime over the rest.  Where meterd has a ``[metrics]`` section
+(0.3.0 on), each run also measures the RSS with ``listen`` empty: prometheus_client is
+then never loaded.  pvsimd's memory after the steady-state benchmark is reported there
+(benchmark 3).
 """
 
 from __future__ import annotations
@@ -12,18 +14,41 @@ from __future__ import annotations
 import shutil
 import time
 
-from bench.common import Context, Result, cpu_seconds, loadavg, say, status_kb, unique
+from bench.common import (
+    Context,
+    Result,
+    cpu_seconds,
+    default_of,
+    loadavg,
+    say,
+    status_kb,
+    unique,
+)
 
 
-def one_run(ctx: Context, seconds: float) -> dict[str, float]:
+def has_metrics() -> bool:
+    """Whether the snapshot's meterd has a [metrics] section."""
+    try:
+        default_of("meterd.settings", "metrics", "listen")
+    except (KeyError, AttributeError):
+        return False
+    return True
+
+
+def one_run(ctx: Context, seconds: float, metrics_off: bool = False) -> dict[str, float]:
     d_dir = ctx.workdir / unique("idle")
     d_dir.mkdir()
     exchange, queue = unique("bench.readings"), unique("bench.pvsimd")
     broker = ctx.broker
     try:
         broker.declare_readings(exchange, queue, queue + ".invalid")
+        overrides = {"metrics": {"listen": ""}} if metrics_off else {}
         config = ctx.meterd_ini(
-            d_dir / "meterd.ini", meter="bench-idle", exchange=exchange, state=d_dir / "state"
+            d_dir / "meterd.ini",
+            meter="bench-idle",
+            exchange=exchange,
+            state=d_dir / "state",
+            **overrides,
         )
         d = ctx.daemon("meterd", config, d_dir / "meterd.log")
         try:
@@ -58,12 +83,16 @@ def one_run(ctx: Context, seconds: float) -> dict[str, float]:
 def run(ctx: Context, runs: int, seconds: float) -> Result:
     say(f"[idle] idle meterd (interval 10): RSS after {seconds:g} s, {runs} run(s)")
     result = Result("idle", info={"seconds": seconds})
+    off = has_metrics()
     for i in range(runs):
         r = one_run(ctx, seconds)
+        if off:
+            r["rss_off_mb"] = one_run(ctx, seconds, metrics_off=True)["rss_mb"]
         result.add(**r)
         say(
             f"  run {i + 1}: RSS {r['rss_mb']:.1f} MB (HWM {r['hwm_mb']:.1f}), CPU "
             f"{r['cpu_pct']:.2f} % ({r['cpu_ms']:.0f} ms in {r['window_s']:.0f} s), "
             f"{r['published']} readings published, load {r['load']:.1f}"
+            + (f"; RSS with metrics off {r['rss_off_mb']:.1f} MB" if off else "")
         )
     return result
