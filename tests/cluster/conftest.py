@@ -12,10 +12,7 @@ its section of docs/reliability.md is written (tests/support/reliability_doc.py)
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import importlib.metadata
-import platform
 import shutil
 import statistics
 import time
@@ -33,6 +30,7 @@ from tests.cluster.harness import (
     ClusterRig,
     ClusterRun,
 )
+from tests.support import tier_runs
 from tests.support.broker_cluster import BrokerCluster
 from tests.support.daemons import REPO
 from tests.support.reliability_doc import write_section
@@ -87,27 +85,8 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     run = RUNS.get(item.nodeid)
-    if run is None:
-        return
-    run.seconds += report.duration
-    if report.failed:
-        run.outcome = "failed" if report.when == "call" else f"error ({report.when})"
-    elif report.when == "call" and run.outcome == "not run":
-        run.outcome = "passed"
-
-
-def _tier_tests() -> set[str]:
-    names = set()
-    for path in sorted(HERE.glob("test_*.py")):
-        for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
-                names.add(f"{path.name}::{node.name}")
-    return names
-
-
-def _ran(run: ClusterRun) -> str:
-    path, name = run.nodeid.split("::", 1)
-    return f"{Path(path).name}::{name}"
+    if run is not None:
+        tier_runs.record(run, report)
 
 
 def _times(values: list[float]) -> str:
@@ -118,19 +97,6 @@ def _times(values: list[float]) -> str:
     return (
         f"{min(values):.1f} / {statistics.median(values):.1f} / {max(values):.1f} s "
         f"(min / median / max)"
-    )
-
-
-def _versions() -> str:
-    def version(dist: str) -> str:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return "?"
-
-    return (
-        f"Python {platform.python_version()}, pika {version('pika')}, "
-        f"tenacity {version('tenacity')}"
     )
 
 
@@ -172,7 +138,7 @@ Written by `tests/cluster/conftest.py`.
 
 {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")} on a machine with {len(_cpus())} CPUs,
 RabbitMQ {MACHINE.get("rabbitmq", "?")} (three nodes of the tier's own, formed in
-{MACHINE.get("formed", "?")}), {_versions()}; {len(runs)} runs in {wall:.0f} s.
+{MACHINE.get("formed", "?")}), {tier_runs.versions()}; {len(runs)} runs in {wall:.0f} s.
 
 | test | result | time | faults | readings | rows | lost | duplicated | torn |
 |---|---|---|---|---|---|---|---|---|
@@ -252,7 +218,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             f"{run.name}: {run.outcome}, {run.seconds:.0f} s; failover: {failover or '—'}; "
             f"{figures}"
         )
-    missing = _tier_tests() - {_ran(r) for r in runs}
+    missing = tier_runs.missing(HERE, runs)
     if missing:
         terminalreporter.write_line(
             f"{DOC.relative_to(REPO)} not written: {len(missing)} tests of the tier did not run"

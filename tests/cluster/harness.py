@@ -36,6 +36,7 @@ from pathlib import Path
 import pika
 
 from tests.fault.harness import Figures, assert_exactly_once, seqs_written
+from tests.support import tier_runs
 from tests.support.broker_cluster import BrokerCluster
 from tests.support.broker_node import BrokerNode
 from tests.support.daemons import DaemonProcess, Site
@@ -238,16 +239,10 @@ class ClusterRig:
         }
 
     def tails(self, lines: int = 10) -> str:
-        return "\n".join(
-            f"--- {name} (last {lines} lines)\n" + "\n".join(text.splitlines()[-lines:])
-            for name, text in self.logs().items()
-        )
+        return tier_runs.tails(self.logs(), lines)
 
     def wait(self, predicate: Callable[[], object], timeout: float, what: str) -> object:
-        try:
-            return wait_until(predicate, timeout=timeout, interval=0.05, message=what)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{self.tails()}") from None
+        return tier_runs.wait_showing_logs(predicate, timeout, what, self.logs, 10)
 
     # --- progress and the checks after each fault -----------------------------------------
 

@@ -13,11 +13,8 @@ is printed and, when the whole tier ran, its section of docs/reliability.md is w
 
 from __future__ import annotations
 
-import ast
 import contextlib
-import importlib.metadata
 import os
-import platform
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.fault.harness import FAULT_KINDS, HEARTBEAT, INTERVAL, RETRY_MAX, FaultRun, Rig
+from tests.support import tier_runs
 from tests.support.broker_node import BrokerNode
 from tests.support.daemons import REPO, Site
 from tests.support.reliability_doc import write_section
@@ -87,28 +85,8 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     run = RUNS.get(item.nodeid)
-    if run is None:
-        return
-    run.seconds += report.duration
-    if report.failed:
-        run.outcome = "failed" if report.when == "call" else f"error ({report.when})"
-    elif report.when == "call" and run.outcome == "not run":
-        run.outcome = "passed"
-
-
-def _tier_tests() -> set[str]:
-    """Every test function of tests/fault, found in the source (not in the collection)."""
-    names = set()
-    for path in sorted(HERE.glob("test_*.py")):
-        for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.FunctionDef) and node.name.startswith("test"):
-                names.add(f"{path.name}::{node.name}")
-    return names
-
-
-def _ran(run: FaultRun) -> str:
-    path, name = run.nodeid.split("::", 1)
-    return f"{Path(path).name}::{name}"
+    if run is not None:
+        tier_runs.record(run, report)
 
 
 def _totals(runs: list[FaultRun]) -> dict[str, int]:
@@ -134,19 +112,6 @@ def _summary_line(runs: list[FaultRun]) -> str:
     if unchecked:
         line += f" ({len(unchecked)} runs never reached the check: {', '.join(unchecked)})"
     return line
-
-
-def _versions() -> str:
-    def version(dist: str) -> str:
-        try:
-            return importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            return "?"
-
-    return (
-        f"Python {platform.python_version()}, pika {version('pika')}, "
-        f"tenacity {version('tenacity')}"
-    )
 
 
 def _write_doc(runs: list[FaultRun]) -> None:
@@ -184,7 +149,7 @@ Written by `tests/fault/conftest.py`.
 
 {datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")} on a machine with {os.cpu_count()} CPUs
 (`nproc`), RabbitMQ {MACHINE.get("rabbitmq", "?")} (a node of the tier's own),
-{_versions()}; {len(runs)} runs in {wall:.0f} s.
+{tier_runs.versions()}; {len(runs)} runs in {wall:.0f} s.
 
 | test | result | time | faults | readings | rows | dropped | lost | duplicated | torn |
 |---|---|---|---|---|---|---|---|---|---|
@@ -251,7 +216,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             f"{run.name}: {run.outcome}, {run.seconds:.0f} s; "
             f"faults: {run.describe_faults()}; {figures}"
         )
-    missing = _tier_tests() - {_ran(r) for r in runs}
+    missing = tier_runs.missing(HERE, runs)
     if missing:
         terminalreporter.write_line(
             f"{DOC.relative_to(REPO)} not written: {len(missing)} tests of the tier did not run"

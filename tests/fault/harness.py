@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from tests.support import tier_runs
 from tests.support.broker_node import BrokerNode
 from tests.support.daemons import DaemonProcess, Site, queue_depth
 from tests.support.tcp_proxy import TcpProxy
@@ -317,17 +318,11 @@ class Rig:
         return {name: text[marks.get(name, 0) :] for name, text in self.logs().items()}
 
     def _tails(self, lines: int = 12) -> str:
-        return "\n".join(
-            f"--- {name}.log (last {lines} lines)\n" + "\n".join(text.splitlines()[-lines:])
-            for name, text in self.logs().items()
-        )
+        return tier_runs.tails(self.logs(), lines)
 
     def wait(self, predicate: Callable[[], object], timeout: float, what: str) -> object:
         """wait_until, with the daemons' log tails in the failure message."""
-        try:
-            return wait_until(predicate, timeout=timeout, interval=0.05, message=what)
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{self._tails()}") from None
+        return tier_runs.wait_showing_logs(predicate, timeout, what, self.logs, 12)
 
     # --- progress ----------------------------------------------------------------------
 
