@@ -20,7 +20,7 @@ Benchmarks (docs/performance.md explains each method):
            directory) on a RabbitMQ node of its own with the consistent-hash plugin,
            and the broker's CPU per reading and share; --cluster: also on three nodes
 
-The default is drain,flush,steady,idle (about 9 minutes; --quick about 1).  The
+The default is drain,flush,steady,idle (about 11 minutes; --quick about 1).  The
 daemons run from a snapshot of pvsim/, pvsimd/, meterd/ taken at the start (--code DIR
 to measure another tree).  Broker objects are named bench.<random> and deleted at the
 end, processes stopped, temporary directories removed.

@@ -3,14 +3,15 @@
 meterd with its defaults (interval 10, spool fsync on, household load model) against a
 bound queue, from a fresh state directory.  After the given time (30 s; the first 5 s
 are start-up and not counted for CPU) VmRSS and VmHWM from /proc/<pid>/status, and its
-CPU share from utime+stime over the rest.  Where meterd has a ``[metrics]`` section
-(0.3.0 on), each run also measures the RSS with ``listen`` empty: prometheus_client is
-then never loaded.  pvsimd's memory after the steady-state benchmark is reported there
-(benchmark 3).
+CPU share from utime+stime over the rest.  Where the code loads prometheus_client only
+to serve metrics (``pvsim/metrics_endpoint.py``, 0.3.0 from e015f4a on), each run also
+measures the RSS with ``[metrics] listen`` empty, where it is never loaded.  pvsimd's
+memory after the steady-state benchmark is reported there (benchmark 3).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import time
 
@@ -18,7 +19,6 @@ from bench.common import (
     Context,
     Result,
     cpu_seconds,
-    default_of,
     loadavg,
     say,
     status_kb,
@@ -26,13 +26,9 @@ from bench.common import (
 )
 
 
-def has_metrics() -> bool:
-    """Whether the snapshot's meterd has a [metrics] section."""
-    try:
-        default_of("meterd.settings", "metrics", "listen")
-    except (KeyError, AttributeError):
-        return False
-    return True
+def metrics_optional() -> bool:
+    """Whether the snapshot imports prometheus_client only to serve metrics."""
+    return importlib.util.find_spec("pvsim.metrics_endpoint") is not None
 
 
 def one_run(ctx: Context, seconds: float, metrics_off: bool = False) -> dict[str, float]:
@@ -83,7 +79,7 @@ def one_run(ctx: Context, seconds: float, metrics_off: bool = False) -> dict[str
 def run(ctx: Context, runs: int, seconds: float) -> Result:
     say(f"[idle] idle meterd (interval 10): RSS after {seconds:g} s, {runs} run(s)")
     result = Result("idle", info={"seconds": seconds})
-    off = has_metrics()
+    off = metrics_optional()
     for i in range(runs):
         r = one_run(ctx, seconds)
         if off:

@@ -1,7 +1,8 @@
 """The Prometheus endpoint of a daemon: the collector that reads the daemon's values when
 Prometheus scrapes, and the HTTP server that serves them.
 
-Imported only when ``[metrics] listen`` is set (:meth:`pvsim.lifecycle.Daemon.serve`).
+Imported only when ``[metrics] listen`` is set (``Daemon._serve_metrics`` in
+:mod:`pvsim.lifecycle`).
 At a scrape :class:`Collector` asks the daemon for its current values
 (:mod:`pvsim.metrics` declares them) and hands them to prometheus_client as metric
 families, which writes the exposition format (text or OpenMetrics, as the scraper asks).

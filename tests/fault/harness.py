@@ -318,11 +318,11 @@ class Rig:
         return {name: text[marks.get(name, 0) :] for name, text in self.logs().items()}
 
     def _tails(self, lines: int = 12) -> str:
-        return tier_runs.tails(self.logs(), lines)
+        return tier_runs.tails(self.logs(), lines, ".log")
 
     def wait(self, predicate: Callable[[], object], timeout: float, what: str) -> object:
         """wait_until, with the daemons' log tails in the failure message."""
-        return tier_runs.wait_showing_logs(predicate, timeout, what, self.logs, 12)
+        return tier_runs.wait_showing_logs(predicate, timeout, what, self.logs, 12, ".log")
 
     # --- progress ----------------------------------------------------------------------
 

@@ -65,10 +65,11 @@ def versions() -> str:
     )
 
 
-def tails(logs: Mapping[str, str], lines: int) -> str:
-    """The last lines of each daemon's log, for a failure message."""
+def tails(logs: Mapping[str, str], lines: int, suffix: str = "") -> str:
+    """The last lines of each daemon's log, for a failure message (``suffix`` after each
+    name: ``.log`` where the names are the log files')."""
     return "\n".join(
-        f"--- {name} (last {lines} lines)\n" + "\n".join(text.splitlines()[-lines:])
+        f"--- {name}{suffix} (last {lines} lines)\n" + "\n".join(text.splitlines()[-lines:])
         for name, text in logs.items()
     )
 
@@ -79,9 +80,10 @@ def wait_showing_logs(
     what: str,
     logs: Callable[[], Mapping[str, str]],
     lines: int,
+    suffix: str = "",
 ) -> object:
     """:func:`wait_until`, with the daemons' log tails in the failure message."""
     try:
         return wait_until(predicate, timeout=timeout, interval=0.05, message=what)
     except AssertionError as exc:
-        raise AssertionError(f"{exc}\n{tails(logs(), lines)}") from None
+        raise AssertionError(f"{exc}\n{tails(logs(), lines, suffix)}") from None
