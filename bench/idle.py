@@ -15,15 +15,7 @@ import importlib.util
 import shutil
 import time
 
-from bench.common import (
-    Context,
-    Result,
-    cpu_seconds,
-    loadavg,
-    say,
-    status_kb,
-    unique,
-)
+from bench.common import Context, Result, cpu_seconds, loadavg, say, status_kb, unique
 
 
 def metrics_optional() -> bool:
