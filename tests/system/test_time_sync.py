@@ -13,7 +13,12 @@ from tests.system.helpers import BrokerNames, booted, install_packages, preseed_
 
 pytestmark = pytest.mark.system
 
-UNITS = ("meterd.service", "meterd@house-b.service", "pvsimd.service")
+UNITS = (
+    "meterd.service",
+    "meterd@house-b.service",
+    "pvsimd.service",
+    "pvsimd@shard0.service",
+)
 
 
 @pytest.fixture(scope="module")
