@@ -6,10 +6,9 @@ reach it fails rather than skips.
 
 from __future__ import annotations
 
-import pika
 import pytest
 
-from tests.support.daemons import LOCAL_BROKER, Site
+from tests.support.daemons import Site, require_local_broker
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -17,11 +16,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="session")
 def local_broker() -> str:
-    try:
-        pika.BlockingConnection(pika.URLParameters(LOCAL_BROKER)).close()
-    except pika.exceptions.AMQPError as exc:
-        pytest.fail(f"no RabbitMQ at {LOCAL_BROKER} ({exc!r}); run scripts/ensure-rabbitmq")
-    return LOCAL_BROKER
+    return require_local_broker()
 
 
 @pytest.fixture

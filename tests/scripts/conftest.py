@@ -5,18 +5,13 @@ test_newcomer.py.)"""
 
 from __future__ import annotations
 
-import pika
 import pytest
 
-from tests.support.daemons import LOCAL_BROKER
+from tests.support.daemons import require_local_broker
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="session")
 def local_broker() -> str:
-    try:
-        pika.BlockingConnection(pika.URLParameters(LOCAL_BROKER)).close()
-    except pika.exceptions.AMQPError as exc:
-        pytest.fail(f"no RabbitMQ at {LOCAL_BROKER} ({exc!r}); run scripts/ensure-rabbitmq")
-    return LOCAL_BROKER
+    return require_local_broker()

@@ -19,13 +19,12 @@ from pathlib import Path
 import pytest
 
 from meterd.spool import Spool
-from pvsimd.report import COLUMNS
 from tests.support.daemons import delete_broker_objects, unique
+from tests.support.demo_report import HOUSES, report_table
 from tests.support.terminal import Terminal
 from tests.support.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
-HOUSES = ("house-a", "house-b", "house-c")
 HEADER = ["timestamp", "meter_id", "meter_w", "pv_w", "sum_w", "seq"]
 CYCLES = 20
 STOP_DEADLINE_S = 45  # the demo's own is 30 s
@@ -112,16 +111,6 @@ def stop(t: Terminal, run: Path) -> float:
     assert "demo: stopped" in t.output, t.output[-3000:]
     assert not leftovers(run), f"left running: {leftovers(run)}\n{t.output[-3000:]}"
     return took
-
-
-def report_table(text: str) -> dict[str, dict[str, str]]:
-    """The report's lines, by house, as {column: value}."""
-    table = {}
-    for line in text.splitlines():
-        cells = line.split()
-        if len(cells) == len(COLUMNS) and cells[0] in HOUSES:
-            table[cells[0]] = dict(zip(COLUMNS, cells, strict=True))
-    return table
 
 
 def test_help_prints_the_usage():

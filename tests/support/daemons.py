@@ -24,6 +24,18 @@ REPO = Path(__file__).resolve().parents[2]
 LOCAL_BROKER = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
+def require_local_broker() -> str:
+    """The broker on this machine, whose URL is returned; a test that needs it fails (not
+    skips) when it does not answer."""
+    import pytest
+
+    try:
+        pika.BlockingConnection(pika.URLParameters(LOCAL_BROKER)).close()
+    except pika.exceptions.AMQPError as exc:
+        pytest.fail(f"no RabbitMQ at {LOCAL_BROKER} ({exc!r}); run scripts/ensure-rabbitmq")
+    return LOCAL_BROKER
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}.{uuid.uuid4().hex[:10]}"
 

@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from pvsimd.report import COLUMNS
 from tests.package.debs import copy_tree
+from tests.support.demo_report import HOUSES, report_table
 from tests.support.terminal import Terminal
 from tests.system.container import Container, log
 from tests.system.helpers import booted
@@ -29,7 +29,6 @@ pytestmark = pytest.mark.system
 
 CLONE = "/root/pvsim"
 RUN = f"{CLONE}/run"
-HOUSES = ("house-a", "house-b", "house-c")
 HEADER = "timestamp,meter_id,meter_w,pv_w,sum_w,seq"
 DAEMONS = r"python3 -m (meterd|pvsimd)"
 LIVE = re.compile(r"^demo: \d\d:\d\d:\d\d  " + r".*".join(rf"{h} \d" for h in HOUSES), re.M)
@@ -49,15 +48,6 @@ def newcomer(cached_root, request):
 
 def demo(c: Container) -> Terminal:
     return Terminal(["bash", "-c", f"cd {CLONE} && exec scripts/demo"], prefix=c.command())
-
-
-def report_of(text: str) -> dict[str, dict[str, str]]:
-    table = {}
-    for line in text.splitlines():
-        cells = line.split()
-        if len(cells) == len(COLUMNS) and cells[0] in HOUSES:
-            table[cells[0]] = dict(zip(COLUMNS, cells, strict=True))
-    return table
 
 
 def files(c: Container) -> dict[str, bytes]:
@@ -86,7 +76,7 @@ def run_once(c: Container, first: bool) -> tuple[Terminal, dict, float]:
         ).groups()
         took = int(t.wait_for(rf"^demo: {day} replayed in (\d+) s", 300).group(1))
         t.wait_for(r"^demo: Ctrl-C stops it all", 120)
-        report = report_of(t.output)
+        report = report_table(t.output)
         t.wait_for(LIVE.pattern, 60)  # a live row of every house (a sample every 10 s)
         which = "first run" if first else "rerun"
         log(f"demo {which}: live after {time.monotonic() - started:.0f} s")
@@ -153,7 +143,7 @@ def test_first_run_ctrl_c_and_rerun(newcomer: Container):
             assert after[name].startswith(data), f"{name} was not only appended to"
     # the report through the wrapper the demo wrote, from somewhere else
     proc = c.run(f"{RUN}/report", "--date", first["day"])
-    assert report_of(proc.stdout) == first["report"]
+    assert report_table(proc.stdout) == first["report"]
     log(f"rerun: yesterday replayed again in {took} s")
 
 
